@@ -1,0 +1,45 @@
+"""The `recsys` command line: one sub-command per module in this package.
+
+Each command module exposes `register(subparsers)`, which adds its parser and sets `handler` to a
+function `(args) -> int` (the exit code). Heavy imports happen inside the handlers, so `recsys --help`
+stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from recsys import __version__
+from recsys.cli import validate
+
+COMMANDS = (validate,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recsys",
+        description="Recommender pipeline tools: validate CSVs, evaluate models, make synthetic data.",
+    )
+    parser.add_argument("--version", action="version", version=f"recsys {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `recsys ... | head` is not an error
+        return 0
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
