@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from recsys import __version__
-from recsys.cli import validate
+from recsys.cli import synth, validate
 
-COMMANDS = (validate,)
+COMMANDS = (validate, synth)
 
 
 def build_parser() -> argparse.ArgumentParser:
