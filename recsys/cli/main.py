@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from recsys import __version__
-from recsys.cli import synth, validate
+from recsys.cli import evaluate, synth, validate
 
-COMMANDS = (validate, synth)
+COMMANDS = (validate, evaluate, synth)
 
 
 def build_parser() -> argparse.ArgumentParser:
