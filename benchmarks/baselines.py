@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from _common import REPO, machine
+
 from recsys.evaluation import evaluate
 from recsys.loaders import load_interactions
 
-SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "ml-latest-small"
+SAMPLE = REPO / "data" / "sample" / "ml-latest-small"
 MODELS = ("popularity", "random")
 SPLITS = ("stratified", "temporal")
 
@@ -39,16 +39,13 @@ def main() -> None:
     ]
     report: dict[str, Any] = {
         "benchmark": "baselines",
-        "data": str(args.data),
+        "data": str(args.data.resolve().relative_to(REPO))
+        if args.data.resolve().is_relative_to(REPO)
+        else args.data.name,
         "interactions": len(data),
         "load_seconds": load_seconds,
         "results": results,
-        "machine": {
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-        },
+        "machine": machine(),
     }
     json.dump(report, sys.stdout, indent=2)
     print()

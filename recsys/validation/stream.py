@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -41,9 +40,40 @@ _BOM = b"\xef\xbb\xbf"
 # field with a clear message, so the module's cap only has to stay above the record bound.
 csv.field_size_limit(max(csv.field_size_limit(), 4 * MAX_RECORD_BYTES))
 
-# A well-formed quoted field on one line: starts at a line start or after a comma, ends before a comma
-# or the line end; inner quotes doubled.
-_QUOTED_FIELD = re.compile(rb'(?:^|(?<=,))"(?:[^"\r\n]|"")*"(?=,|\r?$)', re.MULTILINE)
+_QUOTE, _COMMA, _CR, _LF = (ord(c) for c in '",\r\n')
+_FIELD_START = np.array([_COMMA, _LF])
+_FIELD_END = np.array([_COMMA, _CR, _LF])
+
+
+def quotes_well_formed(chunk: bytes) -> bool:
+    """True when every quote in `chunk` belongs to a well-formed quoted field that stays on its line.
+
+    Each quote toggles "inside a quoted field", so quotes pair up in order: an opening quote must start
+    a field (after a comma or a line break) and a closing one must end it (before a comma or the line
+    end), except for a doubled quote inside a field, which closes and reopens at once. Such chunks mean
+    the same to Arrow's parser and to Python's csv module; any other quote leaves the chunk to the exact
+    path.
+    """
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    quotes = np.flatnonzero(data == _QUOTE)
+    if len(quotes) % 2:
+        return False
+    opens, closes = quotes[0::2], quotes[1::2]
+    doubled = closes[:-1] + 1 == opens[1:]  # close then reopen right away: an escaped quote
+    before = data[np.maximum(opens - 1, 0)]
+    open_ok = np.isin(before, _FIELD_START) | (opens == 0)
+    open_ok[1:] |= doubled
+    end = len(data) - 1
+    after = data[np.minimum(closes + 1, end)]
+    close_ok = np.isin(after, _FIELD_END) | (closes == end)
+    close_ok[:-1] |= doubled
+    cr = after == _CR  # a carriage return after a field must end the line
+    close_ok[cr] &= data[np.minimum(closes[cr] + 2, end)] == _LF
+    if not (open_ok.all() and close_ok.all()):
+        return False
+    line_breaks = np.flatnonzero(data == _LF)
+    return bool(np.array_equal(np.searchsorted(line_breaks, opens), np.searchsorted(line_breaks, closes)))
+
 
 _CSV_MESSAGES = (
     ("unexpected end of data", "unterminated quoted field: the quote opened in this record is never closed"),
@@ -60,6 +90,15 @@ class ValidatedBatch:
     valid: pa.Table  # accepted rows, canonical column names, every column a string
     errors: list[RowError] = field(default_factory=list)
     rejected: list[RejectedRecord] = field(default_factory=list)
+
+
+def _physical_lines(chunk: bytes) -> list[bytes]:
+    """The chunk's lines with their line breaks (the last one may have none)."""
+    lines = [part + b"\n" for part in chunk.split(b"\n")]
+    lines[-1] = lines[-1][:-1]
+    if not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def _csv_reason(message: str) -> str:
@@ -204,7 +243,9 @@ class CsvValidator:
         assert self.mapping is not None
         if not self._fast:
             return None
-        if b'"' in chunk and b'"' in _QUOTED_FIELD.sub(b"", chunk):
+        if b'"' in chunk and not quotes_well_formed(chunk):
+            return None
+        if chunk.count(b"\r") != chunk.count(b"\r\n"):  # Arrow ends a line at a lone CR; csv does not
             return None
         names = [str(i) for i in range(len(self.mapping.names))]
         try:
@@ -263,8 +304,8 @@ class CsvValidator:
                 full_check(i)
         rejected: list[RejectedRecord] = []
         if rejected_rows:
-            raw_lines = chunk.split(b"\n")
-            rejected = [RejectedRecord(line + i, raw_lines[i] + b"\n") for i in rejected_rows]
+            raw_lines = _physical_lines(chunk)
+            rejected = [RejectedRecord(line + i, raw_lines[i]) for i in rejected_rows]
         accepted = kept if bool(valid.all()) else kept.filter(pa.array(valid))
         return ValidatedBatch(table.num_rows, accepted, errors, rejected)
 
@@ -273,10 +314,7 @@ class CsvValidator:
     def _exact(self, chunk: bytes, line: int, *, final: bool) -> tuple[ValidatedBatch, int, bytes]:
         checker = self._checker
         assert checker is not None
-        raw_lines = [part + b"\n" for part in chunk.split(b"\n")]
-        raw_lines[-1] = raw_lines[-1][:-1]
-        if not raw_lines[-1]:
-            raw_lines.pop()
+        raw_lines = _physical_lines(chunk)
         text_lines: list[str] = []
         bad_bytes: dict[int, RowError] = {}
         for i, raw in enumerate(raw_lines):

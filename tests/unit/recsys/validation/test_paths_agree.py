@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recsys.csv_contract import Kind
 from recsys.validation import UnusableFileError, values
-from recsys.validation.stream import CsvValidator
+from recsys.validation.stream import CsvValidator, quotes_well_formed
 
 # Values drawn from a mix of good and bad shapes so that most generated files have some errors.
 _IDS = st.one_of(
@@ -126,3 +127,34 @@ def test_id_mask_is_a_subset_of_the_rule(strings: list[str]) -> None:
 @given(st.lists(st.one_of(_ANY_TEXT, st.text(min_size=60, max_size=70)), min_size=1))
 def test_event_type_mask_is_a_subset_of_the_rule(strings: list[str]) -> None:
     _agree(strings, values.event_type_ok(pa.array(strings, pa.string())), values.check_event_type)
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=st.text(alphabet='ab1,"\n\r', max_size=80), block=st.integers(4, 32))
+def test_raw_quote_soup_same_outcome_on_every_path(body: str, block: int) -> None:
+    # Arbitrary mixes of quotes, separators and line breaks: whatever the fast path accepts, it must
+    # read exactly as Python's csv module does.
+    raw = b"item_id,title\n" + body.encode()
+    reference = _outcome(raw, Kind.CATALOG, block=1 << 20, fast=False)
+    assert _outcome(raw, Kind.CATALOG, block=1 << 20, fast=True) == reference
+    assert _outcome(raw, Kind.CATALOG, block=block, fast=True) == reference
+
+
+@pytest.mark.parametrize(
+    ("chunk", "well_formed"),
+    [
+        (b'1,"a"\n', True),
+        (b'1,"a,b",""\r\n', True),
+        (b'"a""b",x\n', True),
+        (b'"""",1\n', True),
+        (b'a,"""b"""\n', True),
+        (b'"x"', True),
+        (b'1,"a"b\n', False),  # text after the closing quote
+        (b'1,a"b\n', False),  # a quote inside an unquoted field
+        (b'1,"a\nb"\n', False),  # a quoted line break: the exact path reads it
+        (b'1,"a"\rb\n', False),  # a carriage return that does not end the line
+        (b'1,"""\n', False),  # unbalanced
+    ],
+)
+def test_quotes_well_formed(chunk: bytes, well_formed: bool) -> None:
+    assert quotes_well_formed(chunk) is well_formed
