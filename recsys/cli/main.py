@@ -3,6 +3,9 @@
 Each command module exposes `register(subparsers)`, which adds its parser and sets `handler` to a
 function `(args) -> int` (the exit code). Heavy imports happen inside the handlers, so `recsys --help`
 stays instant.
+
+Runtime packages add their own commands (`recsys dsstne …` from `training/dsstne`) through the entry
+point group `recsys.commands` in pyproject.toml, so this core never imports them (DESIGN.md §3).
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 from recsys import __version__
 from recsys.cli import evaluate, synth, validate
 
 COMMANDS = (validate, evaluate, synth)
+PLUGIN_GROUP = "recsys.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.register(subparsers)
+    for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        try:
+            plugin.load()(subparsers)
+        except ImportError as exc:  # a missing optional extra must not take the core commands down
+            print(f"recsys: warning: command {plugin.name!r} unavailable: {exc}", file=sys.stderr)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Trainers: the DSSTNE-compatible sparse autoencoder engine (and, later, factorization machines)."""

@@ -1,0 +1,353 @@
+"""The training engine: DSSTNE's sparse autoencoder math, fast on a GPU, exact on a CPU.
+
+A network is a sparse input layer, dense hidden layers and a dense output layer over the catalog
+(DSSTNE's weights are [n_in, n_out]: z = x·W + b). One training step is written out by hand rather than
+through autograd, because DSSTNE's semantics make it cheap to do so and fast to run:
+
+- the input is never densified: z = b + Σ_i x_i·w[i] (EmbeddingBag), and its weight update touches only
+  the rows of the batch's nonzeros (plus the L2 decay, one pass);
+- the output delta and error are computed in one fused pass (`losses.output_delta_`), and the output
+  weight update is one GEMM with the decay folded in (W ← (1 − αλ)·W − (α/B)·hᵀδ);
+- on CUDA a whole epoch (every minibatch at static shapes, see `layout`) is captured once as a CUDA
+  graph and replayed: no host work and no host–device synchronisation inside it.
+
+The math follows dsstne.md §5: deltas per example, gradients are batch means, the SGD update
+w ← w − α(ḡ + λw + λ₁·sgn w), biases without regularisation, denoising as inverted dropout on the sparse
+input (DSSTNE's dense-path semantics), the KL sparseness penalty on "Sparse" hidden layers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from training.dsstne.layout import BatchLayout, SparseRows, epoch_layouts
+from training.dsstne.losses import SparseLoss, output_delta_
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite error: stop rather than write a broken network."""
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A fully connected layer after the input: its width, activation and sparseness penalty (p, β)."""
+
+    width: int
+    activation: str = "sigmoid"
+    sparseness: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r} is not supported by the engine")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    input_width: int
+    layers: tuple[LayerSpec, ...]  # hidden layers, then the output layer (sigmoid)
+    loss: SparseLoss
+    denoising: float = 0.0  # probability of dropping each input nonzero while training
+
+    def __post_init__(self) -> None:
+        if len(self.layers) < 2:
+            raise ValueError("the engine needs at least one hidden layer between input and output")
+        if self.layers[-1].activation != "sigmoid":
+            raise ValueError("the output layer must be a sigmoid layer for sparse-target losses")
+        if not 0.0 <= self.denoising < 1.0:
+            raise ValueError(f"denoising probability must be in [0, 1), got {self.denoising}")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """DSSTNE `train` flags (defaults as its CLI) and the engine's own switches."""
+
+    alpha: float = 0.025
+    l2: float = 1e-4  # -lambda
+    l1: float = 0.0  # -lambda1
+    decay: float = 0.0  # config "Decay": α_step = α / (1 + decay · step)
+    batch: int = 1024
+    shuffle: bool = True  # config "ShuffleIndices"
+    precision: str = "fp32"  # "fp32", or "tf32" (tensor-core GEMMs, 10-bit mantissa inputs)
+    cuda_graphs: bool = True  # capture each epoch as one CUDA graph (CUDA only, constant α only)
+    fused: bool = True  # the Triton output kernel (CUDA only)
+    seed: int = 12134  # DSSTNE's FIXED_SEED
+
+
+@dataclass
+class Weights:
+    """One [n_in, n_out] matrix and one bias per layer after the input, in order."""
+
+    w: list[torch.Tensor]
+    b: list[torch.Tensor]
+
+    def clone(self) -> Weights:
+        return Weights([t.clone() for t in self.w], [t.clone() for t in self.b])
+
+    def copy_(self, other: Weights) -> None:
+        for mine, theirs in zip(self.w + self.b, other.w + other.b, strict=True):
+            mine.copy_(theirs)
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    error: float  # DSSTNE's "average training error": Σ batch errors / examples
+    regularization: float  # 0.5·λ·Σw² + λ₁·Σ|w| at the end of the epoch
+    seconds: float
+    examples_per_second: float
+    steps: int
+    gpu_peak_bytes: int | None = None
+
+
+def xavier_weights(spec: NetworkSpec, generator: torch.Generator, device: torch.device | str) -> Weights:
+    """DSSTNE's default initialisation: half-width Xavier uniform, zero bias (dsstne.md §4.3)."""
+    widths = [spec.input_width] + [layer.width for layer in spec.layers]
+    w, b = [], []
+    for n_in, n_out in itertools.pairwise(widths):
+        half = 0.5 * math.sqrt(6.0 / (n_in + n_out))
+        w.append(((torch.rand(n_in, n_out, generator=generator) * 2 - 1) * half).to(device))
+        b.append(torch.zeros(n_out, device=device))
+    return Weights(w, b)
+
+
+def _activate(z: torch.Tensor, name: str) -> torch.Tensor:
+    if name == "sigmoid":
+        return torch.sigmoid(z)
+    if name == "tanh":
+        return torch.tanh(z)
+    if name == "relu":
+        return torch.relu(z)
+    return z
+
+
+def _derivative(a: torch.Tensor, name: str) -> torch.Tensor:
+    """f′ written in terms of the activation, as DSSTNE's backprop kernels do."""
+    if name == "sigmoid":
+        return a * (1 - a)
+    if name == "tanh":
+        return 1 - a * a
+    if name == "relu":
+        return (a > 0).to(a.dtype)
+    return torch.ones_like(a)
+
+
+class Engine:
+    """Trains one network in place on one device."""
+
+    def __init__(
+        self, spec: NetworkSpec, weights: Weights, settings: TrainSettings, device: torch.device | str
+    ) -> None:
+        self.spec = spec
+        self.weights = weights
+        self.settings = settings
+        self.device = torch.device(device)
+        self.epochs_done = 0
+        self.steps_done = 0
+        self._error = torch.zeros((), dtype=torch.float32, device=self.device)
+        self._generator = torch.Generator(device="cpu").manual_seed(settings.seed)
+        self._graphs: dict[tuple[tuple[int, ...], ...], tuple[torch.cuda.CUDAGraph, list[BatchLayout]]] = {}
+        self._layouts: list[BatchLayout] = []
+        self._layouts_for: tuple[int, int] | None = None  # data sets the cached layouts belong to
+        self._use_graphs = self.device.type == "cuda" and settings.cuda_graphs and settings.decay == 0
+        self._fused = self.device.type == "cuda" and settings.fused and spec.loss.fusable
+
+    # --- one minibatch ----------------------------------------------------------------------------
+
+    def _alpha(self) -> float:
+        return self.settings.alpha / (1 + self.settings.decay * self.steps_done)
+
+    def step(self, layout: BatchLayout, i: int) -> None:
+        """Forward, error, backward and SGD update for minibatch i of `layout`."""
+        spec, w, bias = self.spec, self.weights.w, self.weights.b
+        batch = layout.batch
+        alpha = self._alpha()
+        scale = -alpha / batch  # the gradient is the batch mean
+
+        x = layout.in_valid[i]
+        if spec.denoising > 0:
+            keep = torch.rand(x.shape, device=x.device) >= spec.denoising
+            x = x * keep * (1.0 / (1.0 - spec.denoising))
+        z = F.embedding_bag(
+            layout.in_index[i],
+            w[0],
+            layout.offsets[i],
+            mode="sum",
+            per_sample_weights=x,
+            include_last_offset=True,
+        )
+        acts = [_activate(z + bias[0], spec.layers[0].activation)]
+        for layer in range(1, len(spec.layers) - 1):
+            acts.append(
+                _activate(torch.addmm(bias[layer], acts[-1], w[layer]), spec.layers[layer].activation)
+            )
+        out = torch.empty(batch + 1, spec.layers[-1].width, device=z.device, dtype=z.dtype)
+        out[batch].zero_()
+        torch.addmm(bias[-1], acts[-1], w[-1], out=out[:batch])
+        delta = output_delta_(
+            out, layout.out_pos[i], layout.out_valid[i], spec.loss, self._error, fused=self._fused
+        )
+
+        # Backward from the output: each layer's delta, then its update (its weights are used first).
+        for layer in range(len(spec.layers) - 1, 0, -1):
+            below = acts[layer - 1]
+            d_below = delta @ w[layer].T
+            penalty = spec.layers[layer - 1].sparseness
+            if penalty is not None:
+                d_below += self._sparseness(below, *penalty)
+            d_below *= _derivative(below, spec.layers[layer - 1].activation)
+            self._update_dense(w[layer], below, delta, alpha, scale)
+            bias[layer].add_(delta.sum(0), alpha=scale)
+            delta = d_below
+        # The sparse input layer: decay every row, then add the gradient to the rows the batch touched.
+        self._regularize(w[0], alpha)
+        contribution = delta[layout.in_row[i]] * (x * scale).unsqueeze(1)
+        w[0].index_add_(0, layout.in_index[i], contribution)
+        bias[0].add_(delta.sum(0), alpha=scale)
+
+    @staticmethod
+    def _sparseness(a: torch.Tensor, p: float, beta: float) -> torch.Tensor:
+        """DSSTNE's KL penalty on a hidden layer, added to dE/da per row (dsstne.md §5.4)."""
+        rho = a.mean(0).clamp(1e-6, 0.999999)
+        return beta * (-p / rho + (1 - p) / (1 - rho))
+
+    def _update_dense(
+        self, w: torch.Tensor, a: torch.Tensor, delta: torch.Tensor, alpha: float, scale: float
+    ) -> None:
+        if self.settings.l1:
+            w.add_(torch.sign(w), alpha=-alpha * self.settings.l1)
+        w.addmm_(a.T, delta, beta=1 - alpha * self.settings.l2, alpha=scale)
+
+    def _regularize(self, w: torch.Tensor, alpha: float) -> None:
+        if self.settings.l1:
+            w.add_(torch.sign(w), alpha=-alpha * self.settings.l1)
+        if self.settings.l2:
+            w.mul_(1 - alpha * self.settings.l2)
+
+    # --- epochs -----------------------------------------------------------------------------------
+
+    def train_epoch(self, inputs: SparseRows, targets: SparseRows) -> EpochStats:
+        """One pass over the data set; inputs and targets are row-aligned (as DSSTNE's -i and -o)."""
+        if inputs.n_rows != targets.n_rows:
+            raise ValueError(f"input and output data sets have {inputs.n_rows} and {targets.n_rows} examples")
+        n = inputs.n_rows
+        if self.settings.shuffle:
+            order = torch.randperm(n, generator=self._generator).to(self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        key = (id(inputs), id(targets))
+        if self.settings.shuffle or self._layouts_for != key:
+            self._layouts = epoch_layouts(inputs, targets, order, self.settings.batch)
+            self._layouts_for = key
+        layouts = self._layouts
+        precision = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = self.settings.precision == "tf32"
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        started = time.perf_counter()
+        try:
+            self._error.zero_()
+            if self._use_graphs:
+                self._replay(layouts)
+            else:
+                for part in layouts:
+                    for i in range(part.n_batches):
+                        self.step(part, i)
+                        self.steps_done += 1
+            error = float(self._error) / n  # the one synchronisation of the epoch
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = precision
+        seconds = time.perf_counter() - started
+        if not math.isfinite(error) or not all(bool(torch.isfinite(t).all()) for t in self.weights.w):
+            raise DivergenceError(
+                f"epoch {self.epochs_done + 1}: training diverged (error {error}, or weights no longer "
+                f"finite); lower the learning rate "
+                f"(alpha={self.settings.alpha})"
+            )
+        self.epochs_done += 1
+        peak = torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
+        return EpochStats(
+            epoch=self.epochs_done,
+            error=error,
+            regularization=self.regularization_error(),
+            seconds=seconds,
+            examples_per_second=n / seconds if seconds > 0 else float("inf"),
+            steps=sum(p.n_batches for p in layouts),
+            gpu_peak_bytes=peak,
+        )
+
+    def regularization_error(self) -> float:
+        s = self.settings
+        total = 0.0
+        for w in self.weights.w:
+            if s.l2:
+                total += 0.5 * s.l2 * float((w * w).sum())
+            if s.l1:
+                total += s.l1 * float(w.abs().sum())
+        return total
+
+    # --- CUDA graphs ------------------------------------------------------------------------------
+
+    def _replay(self, layouts: list[BatchLayout]) -> None:
+        """Run the epoch as captured CUDA graphs: one per layout shape, captured on first use."""
+        for part in layouts:
+            key = (tuple(part.in_index.shape), tuple(part.out_pos.shape))
+            if key not in self._graphs:
+                self._graphs[key] = (self._capture(part), [part])
+            graph, static = self._graphs[key]
+            if static[0] is not part:
+                for mine, theirs in zip(_tensors(static[0]), _tensors(part), strict=True):
+                    mine.copy_(theirs)
+            graph.replay()
+            self.steps_done += part.n_batches
+
+    def _capture(self, part: BatchLayout) -> torch.cuda.CUDAGraph:
+        """Capture every minibatch of `part`, after a warm-up whose effects are undone."""
+        saved, error = self.weights.clone(), self._error.clone()
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for i in range(min(2, part.n_batches)):
+                self.step(part, i)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        self.weights.copy_(saved)
+        self._error.copy_(error)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for i in range(part.n_batches):
+                self.step(part, i)
+        return graph
+
+    # --- scoring ----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def scores(self, inputs: SparseRows, rows: torch.Tensor) -> torch.Tensor:
+        """Output activations [len(rows), width] for some examples, without denoising."""
+        spec, w, bias = self.spec, self.weights.w, self.weights.b
+        lengths = inputs.lengths()[rows]
+        starts = inputs.indptr[rows]
+        offsets = torch.zeros(len(rows) + 1, dtype=torch.int64, device=rows.device)
+        offsets[1:] = torch.cumsum(lengths, 0)
+        flat = torch.repeat_interleave(starts - offsets[:-1], lengths) + torch.arange(
+            int(offsets[-1]), device=rows.device
+        )
+        z = F.embedding_bag(inputs.indices[flat], w[0], offsets, mode="sum", include_last_offset=True)
+        a = _activate(z + bias[0], spec.layers[0].activation)
+        for layer in range(1, len(spec.layers)):
+            a = _activate(torch.addmm(bias[layer], a, w[layer]), spec.layers[layer].activation)
+        return a
+
+
+def _tensors(part: BatchLayout) -> list[torch.Tensor]:
+    return [part.rows, part.in_index, part.in_row, part.in_valid, part.offsets, part.out_pos, part.out_valid]
+
+
+ProgressCallback = Callable[[EpochStats], None]
