@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
         action="append",
         required=True,
         metavar="NAME",
-        help="model to evaluate (popularity, random); repeat the option for several",
+        help="model to evaluate (popularity, random, autoencoder, autoencoder-dsstne); repeat for several",
     )
     parser.add_argument("--split", choices=SPLITS, default="stratified", help="per-user split")
     parser.add_argument("--test-ratio", type=float, default=0.25, help="share of each user held out")
@@ -45,13 +45,14 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from recsys.evaluation import check_settings, evaluate
     from recsys.loaders import LoadError, load_interactions
-    from recsys.models import MODELS
+    from recsys.models import model_names
 
     try:
         check_settings(args.split, args.test_ratio, args.k)
-        unknown = [name for name in args.model if name not in MODELS]
+        known = model_names()
+        unknown = [name for name in args.model if name not in known]
         if unknown:
-            raise ValueError(f"unknown model {unknown[0]!r}; known models: {', '.join(sorted(MODELS))}")
+            raise ValueError(f"unknown model {unknown[0]!r}; known models: {', '.join(known)}")
     except ValueError as exc:
         return _fail(str(exc))
 

@@ -73,6 +73,9 @@ class TrainSettings:
     alpha: float = 0.025
     l2: float = 1e-4  # -lambda
     l1: float = 0.0  # -lambda1
+    optimizer: str = "sgd"  # DSSTNE's train CLI is hard-wired to SGD; "adam" is DSSTNE's mode 6
+    mu: float = 0.9  # -mu: Adam's β1
+    mu1: float = 0.999  # -mu1: Adam's β2
     decay: float = 0.0  # config "Decay": α_step = α / (1 + decay · step)
     batch: int = 1024
     shuffle: bool = True  # config "ShuffleIndices"
@@ -80,6 +83,14 @@ class TrainSettings:
     cuda_graphs: bool = True  # capture each epoch as one CUDA graph (CUDA only, constant α only)
     fused: bool = True  # the Triton output kernel (CUDA only)
     seed: int = 12134  # DSSTNE's FIXED_SEED
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.precision not in ("fp32", "tf32"):
+            raise ValueError(f"precision must be 'fp32' or 'tf32', got {self.precision!r}")
+        if self.batch < 1:
+            raise ValueError(f"batch size must be at least 1, got {self.batch}")
 
 
 @dataclass
@@ -159,6 +170,9 @@ class Engine:
         self._layouts_for: tuple[int, int] | None = None  # data sets the cached layouts belong to
         self._use_graphs = self.device.type == "cuda" and settings.cuda_graphs and settings.decay == 0
         self._fused = self.device.type == "cuda" and settings.fused and spec.loss.fusable
+        self._adam: _AdamState | None = None
+        if settings.optimizer == "adam":
+            self._adam = _AdamState(weights, settings.mu, settings.mu1, self.device)
 
     # --- one minibatch ----------------------------------------------------------------------------
 
@@ -196,6 +210,9 @@ class Engine:
             out, layout.out_pos[i], layout.out_valid[i], spec.loss, self._error, fused=self._fused
         )
 
+        if self._adam is not None:
+            self._adam_backward(layout, i, x, acts, delta, alpha)
+            return
         # Backward from the output: each layer's delta, then its update (its weights are used first).
         for layer in range(len(spec.layers) - 1, 0, -1):
             below = acts[layer - 1]
@@ -212,6 +229,41 @@ class Engine:
         contribution = delta[layout.in_row[i]] * (x * scale).unsqueeze(1)
         w[0].index_add_(0, layout.in_index[i], contribution)
         bias[0].add_(delta.sum(0), alpha=scale)
+
+    def _adam_backward(
+        self,
+        layout: BatchLayout,
+        i: int,
+        x: torch.Tensor,
+        acts: list[torch.Tensor],
+        delta: torch.Tensor,
+        alpha: float,
+    ) -> None:
+        """Mean gradients of every parameter (L2 and L1 folded in), then one Adam update of each."""
+        spec, s, w, bias = self.spec, self.settings, self.weights.w, self.weights.b
+        assert self._adam is not None
+        batch = layout.batch
+        grads_w: list[torch.Tensor] = [torch.empty(0)] * len(w)
+        grads_b: list[torch.Tensor] = [torch.empty(0)] * len(w)
+        for layer in range(len(spec.layers) - 1, 0, -1):
+            below = acts[layer - 1]
+            grads_w[layer] = below.T @ delta / batch
+            grads_b[layer] = delta.sum(0) / batch
+            d_below = delta @ w[layer].T
+            penalty = spec.layers[layer - 1].sparseness
+            if penalty is not None:
+                d_below += self._sparseness(below, *penalty)
+            delta = d_below * _derivative(below, spec.layers[layer - 1].activation)
+        grads_w[0] = torch.zeros_like(w[0]).index_add_(
+            0, layout.in_index[i], delta[layout.in_row[i]] * (x / batch).unsqueeze(1)
+        )
+        grads_b[0] = delta.sum(0) / batch
+        for g, param in zip(grads_w, w, strict=True):
+            if s.l2:
+                g.add_(param, alpha=s.l2)
+            if s.l1:
+                g.add_(torch.sign(param), alpha=s.l1)
+        self._adam.step(w + bias, grads_w + grads_b, alpha)
 
     @staticmethod
     def _sparseness(a: torch.Tensor, p: float, beta: float) -> torch.Tensor:
@@ -312,6 +364,9 @@ class Engine:
     def _capture(self, part: BatchLayout) -> torch.cuda.CUDAGraph:
         """Capture every minibatch of `part`, after a warm-up whose effects are undone."""
         saved, error = self.weights.clone(), self._error.clone()
+        adam = (
+            None if self._adam is None else [t.clone() for t in self._adam.m + self._adam.v + [self._adam.t]]
+        )
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
@@ -320,6 +375,9 @@ class Engine:
         torch.cuda.current_stream(self.device).wait_stream(side)
         self.weights.copy_(saved)
         self._error.copy_(error)
+        if self._adam is not None and adam is not None:
+            for mine, theirs in zip(self._adam.m + self._adam.v + [self._adam.t], adam, strict=True):
+                mine.copy_(theirs)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             for i in range(part.n_batches):
@@ -344,6 +402,32 @@ class Engine:
         for layer in range(1, len(spec.layers)):
             a = _activate(torch.addmm(bias[layer], a, w[layer]), spec.layers[layer].activation)
         return a
+
+
+class _AdamState:
+    """DSSTNE's Adam (mode 6): β1 = μ, β2 = μ1, ε = 1e-8, bias-corrected; the step count lives on the
+    device so that a captured CUDA graph keeps counting."""
+
+    def __init__(self, weights: Weights, beta1: float, beta2: float, device: torch.device) -> None:
+        params = weights.w + weights.b
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.beta1, self.beta2 = beta1, beta2
+        self.t = torch.zeros((), dtype=torch.float32, device=device)
+
+    def reset(self) -> None:
+        for state in self.m + self.v:
+            state.zero_()
+        self.t.zero_()
+
+    def step(self, params: list[torch.Tensor], grads: list[torch.Tensor], alpha: float) -> None:
+        self.t += 1
+        correct1 = 1 - self.beta1**self.t
+        correct2 = 1 - self.beta2**self.t
+        for p, g, m, v in zip(params, grads, self.m, self.v, strict=True):
+            m.mul_(self.beta1).add_(g, alpha=1 - self.beta1)
+            v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+            p.sub_(alpha * (m / correct1) / ((v / correct2).sqrt_() + 1e-8))
 
 
 def _tensors(part: BatchLayout) -> list[torch.Tensor]:

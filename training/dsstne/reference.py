@@ -31,14 +31,19 @@ def batch_error(z: torch.Tensor, target: torch.Tensor, loss: SparseLoss) -> torc
 
 
 class ReferenceTrainer:
-    """DSSTNE's SGD step with autograd: loss = E/B + Σ β·KL(p‖ρ̂), weight decay on weights only."""
+    """DSSTNE's step with autograd: loss = E/B + Σ β·KL(p‖ρ̂), L2 on weights only; SGD or Adam."""
 
-    def __init__(self, spec: NetworkSpec, weights: Weights, alpha: float, l2: float) -> None:
+    def __init__(
+        self, spec: NetworkSpec, weights: Weights, alpha: float, l2: float, optimizer: str = "sgd"
+    ) -> None:
         self.spec = spec
         self.w = [t.clone().requires_grad_(True) for t in weights.w]
         self.b = [t.clone().requires_grad_(True) for t in weights.b]
-        self.optimizer = torch.optim.SGD(
-            [{"params": self.w, "weight_decay": l2}, {"params": self.b, "weight_decay": 0.0}], lr=alpha
+        groups = [{"params": self.w, "weight_decay": l2}, {"params": self.b, "weight_decay": 0.0}]
+        self.optimizer: torch.optim.Optimizer = (
+            torch.optim.Adam(groups, lr=alpha, betas=(0.9, 0.999), eps=1e-8)
+            if optimizer == "adam"
+            else torch.optim.SGD(groups, lr=alpha)
         )
 
     def weights(self) -> Weights:

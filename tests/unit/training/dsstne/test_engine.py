@@ -35,7 +35,7 @@ def run_both(spec: NetworkSpec, settings: TrainSettings, data: SparseRows) -> tu
     """One epoch of the engine and of the autograd reference from the same weights and masks."""
     start = xavier_weights(spec, torch.Generator().manual_seed(3), "cpu")
     engine = Engine(spec, start.clone(), settings, "cpu")
-    reference = ReferenceTrainer(spec, start.clone(), settings.alpha, settings.l2)
+    reference = ReferenceTrainer(spec, start.clone(), settings.alpha, settings.l2, settings.optimizer)
     for part in epoch_layouts(data, data, torch.arange(data.n_rows), settings.batch):
         for i in range(part.n_batches):
             torch.manual_seed(100 + i)
@@ -70,6 +70,16 @@ def test_engine_step_equals_autograd_sgd(
     spec = NetworkSpec(input_width=WIDTH, layers=layers, loss=loss, denoising=denoising)
     settings = TrainSettings(alpha=0.3, l2=1e-3, batch=8, shuffle=False)
     engine, reference = run_both(spec, settings, random_rows(50, 40, seed=1))
+    assert_same_weights(engine.weights, reference.weights())
+
+
+def test_engine_adam_equals_torch_adam() -> None:
+    # DSSTNE's Adam (mode 6) with L2 coupled into the gradient is torch.optim.Adam(weight_decay=λ).
+    spec = NetworkSpec(
+        WIDTH, (LayerSpec(16, "sigmoid", (0.5, 0.5)), LayerSpec(WIDTH)), MOVIELENS_SMCE, denoising=0.3
+    )
+    settings = TrainSettings(alpha=0.01, l2=1e-3, batch=8, shuffle=False, optimizer="adam")
+    engine, reference = run_both(spec, settings, random_rows(50, 40, seed=6))
     assert_same_weights(engine.weights, reference.weights())
 
 
