@@ -25,9 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
-from training.dsstne.layout import BatchLayout, SparseRows, epoch_layouts
+from training.dsstne.layout import BatchLayout, SparseRows, epoch_layouts, layout
 from training.dsstne.losses import SparseLoss, output_delta_
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
@@ -155,8 +156,19 @@ class Engine:
     """Trains one network in place on one device."""
 
     def __init__(
-        self, spec: NetworkSpec, weights: Weights, settings: TrainSettings, device: torch.device | str
+        self,
+        spec: NetworkSpec,
+        weights: Weights,
+        settings: TrainSettings,
+        device: torch.device | str,
+        group: dist.ProcessGroup | None = None,
     ) -> None:
+        """`group`: train data-parallel with the other ranks of a torch.distributed process group."""
+        self.group = group
+        self.world = dist.get_world_size(group) if group is not None else 1
+        self.rank = dist.get_rank(group) if group is not None else 0
+        if settings.batch % self.world:
+            raise ValueError(f"batch size {settings.batch} does not split over {self.world} ranks")
         self.spec = spec
         self.weights = weights
         self.settings = settings
@@ -168,7 +180,11 @@ class Engine:
         self._graphs: dict[tuple[tuple[int, ...], ...], tuple[torch.cuda.CUDAGraph, list[BatchLayout]]] = {}
         self._layouts: list[BatchLayout] = []
         self._layouts_for: tuple[int, int] | None = None  # data sets the cached layouts belong to
-        self._use_graphs = self.device.type == "cuda" and settings.cuda_graphs and settings.decay == 0
+        self._use_graphs = (
+            self.device.type == "cuda" and settings.cuda_graphs and settings.decay == 0 and self.world == 1
+        )
+        self._global_batch: dict[int, int] = {}  # id(local layout) -> examples in the global minibatch
+        self._idle_last_batch = 0  # this rank has no example of the last minibatch (of this size)
         self._fused = self.device.type == "cuda" and settings.fused and spec.loss.fusable
         self._adam: _AdamState | None = None
         if settings.optimizer == "adam":
@@ -210,8 +226,8 @@ class Engine:
             out, layout.out_pos[i], layout.out_valid[i], spec.loss, self._error, fused=self._fused
         )
 
-        if self._adam is not None:
-            self._adam_backward(layout, i, x, acts, delta, alpha)
+        if self._adam is not None or self.world > 1:
+            self._explicit_backward(layout, i, x, acts, delta, alpha)
             return
         # Backward from the output: each layer's delta, then its update (its weights are used first).
         for layer in range(len(spec.layers) - 1, 0, -1):
@@ -230,7 +246,7 @@ class Engine:
         w[0].index_add_(0, layout.in_index[i], contribution)
         bias[0].add_(delta.sum(0), alpha=scale)
 
-    def _adam_backward(
+    def _explicit_backward(
         self,
         layout: BatchLayout,
         i: int,
@@ -239,10 +255,13 @@ class Engine:
         delta: torch.Tensor,
         alpha: float,
     ) -> None:
-        """Mean gradients of every parameter (L2 and L1 folded in), then one Adam update of each."""
-        spec, s, w, bias = self.spec, self.settings, self.weights.w, self.weights.b
-        assert self._adam is not None
-        batch = layout.batch
+        """Mean gradients of every parameter, summed over the ranks, then the optimizer's update.
+
+        Slower than the fused SGD path (gradients are materialised, the input layer's densely), but
+        it is what Adam and data-parallel training need; it gives the same updates.
+        """
+        spec, w = self.spec, self.weights.w
+        batch = self._global_batch.get(id(layout), layout.batch)
         grads_w: list[torch.Tensor] = [torch.empty(0)] * len(w)
         grads_b: list[torch.Tensor] = [torch.empty(0)] * len(w)
         for layer in range(len(spec.layers) - 1, 0, -1):
@@ -252,23 +271,52 @@ class Engine:
             d_below = delta @ w[layer].T
             penalty = spec.layers[layer - 1].sparseness
             if penalty is not None:
-                d_below += self._sparseness(below, *penalty)
+                d_below += self._sparseness(below, *penalty, batch=batch)
             delta = d_below * _derivative(below, spec.layers[layer - 1].activation)
         grads_w[0] = torch.zeros_like(w[0]).index_add_(
             0, layout.in_index[i], delta[layout.in_row[i]] * (x / batch).unsqueeze(1)
         )
         grads_b[0] = delta.sum(0) / batch
+        self._apply(grads_w, grads_b, alpha)
+
+    def _idle_step(self, batch: int) -> None:
+        """A rank with no examples in the (last, short) global minibatch still joins every collective."""
+        spec, w, b = self.spec, self.weights.w, self.weights.b
+        for layer in range(len(spec.layers) - 1, 0, -1):
+            if spec.layers[layer - 1].sparseness is not None:
+                dist.all_reduce(
+                    torch.zeros(spec.layers[layer - 1].width, device=self.device), group=self.group
+                )
+        self._apply([torch.zeros_like(t) for t in w], [torch.zeros_like(t) for t in b], self._alpha())
+
+    def _apply(self, grads_w: list[torch.Tensor], grads_b: list[torch.Tensor], alpha: float) -> None:
+        """Sum the ranks' gradients, add L2/L1 on the weights (once), update with SGD or Adam."""
+        s, w, bias = self.settings, self.weights.w, self.weights.b
+        if self.world > 1:
+            for g in grads_w + grads_b:
+                dist.all_reduce(g, group=self.group)
         for g, param in zip(grads_w, w, strict=True):
             if s.l2:
                 g.add_(param, alpha=s.l2)
             if s.l1:
                 g.add_(torch.sign(param), alpha=s.l1)
-        self._adam.step(w + bias, grads_w + grads_b, alpha)
+        if self._adam is not None:
+            self._adam.step(w + bias, grads_w + grads_b, alpha)
+        else:
+            for param, g in zip(w + bias, grads_w + grads_b, strict=True):
+                param.sub_(g, alpha=alpha)
 
-    @staticmethod
-    def _sparseness(a: torch.Tensor, p: float, beta: float) -> torch.Tensor:
-        """DSSTNE's KL penalty on a hidden layer, added to dE/da per row (dsstne.md §5.4)."""
-        rho = a.mean(0).clamp(1e-6, 0.999999)
+    def _sparseness(self, a: torch.Tensor, p: float, beta: float, batch: int | None = None) -> torch.Tensor:
+        """DSSTNE's KL penalty on a hidden layer, added to dE/da per row (dsstne.md §5.4).
+
+        ρ̂ is the mean activation over the global minibatch: with several ranks, their sums are added.
+        """
+        if self.world > 1:
+            total = a.sum(0)
+            dist.all_reduce(total, group=self.group)
+            rho = (total / (batch or len(a))).clamp(1e-6, 0.999999)
+        else:
+            rho = a.mean(0).clamp(1e-6, 0.999999)
         return beta * (-p / rho + (1 - p) / (1 - rho))
 
     def _update_dense(
@@ -297,7 +345,7 @@ class Engine:
             order = torch.arange(n, device=self.device)
         key = (id(inputs), id(targets))
         if self.settings.shuffle or self._layouts_for != key:
-            self._layouts = epoch_layouts(inputs, targets, order, self.settings.batch)
+            self._layouts = self._rank_layouts(inputs, targets, order)
             self._layouts_for = key
         layouts = self._layouts
         precision = torch.backends.cuda.matmul.allow_tf32
@@ -314,6 +362,11 @@ class Engine:
                     for i in range(part.n_batches):
                         self.step(part, i)
                         self.steps_done += 1
+                if self._idle_last_batch:
+                    self._idle_step(self._idle_last_batch)
+                    self.steps_done += 1
+            if self.world > 1:
+                dist.all_reduce(self._error, group=self.group)
             error = float(self._error) / n  # the one synchronisation of the epoch
         finally:
             torch.backends.cuda.matmul.allow_tf32 = precision
@@ -335,6 +388,32 @@ class Engine:
             steps=sum(p.n_batches for p in layouts),
             gpu_peak_bytes=peak,
         )
+
+    def _rank_layouts(
+        self, inputs: SparseRows, targets: SparseRows, order: torch.Tensor
+    ) -> list[BatchLayout]:
+        """This rank's share of every global minibatch (all of it on a single process)."""
+        self._idle_last_batch = 0
+        if self.world == 1:
+            return epoch_layouts(inputs, targets, order, self.settings.batch)
+        batch, share = self.settings.batch, self.settings.batch // self.world
+        full = (len(order) // batch) * batch
+        parts = []
+        if full:
+            mine = order[:full].view(-1, batch)[:, self.rank * share : (self.rank + 1) * share].reshape(-1)
+            part = layout(inputs, targets, mine, share)
+            self._global_batch[id(part)] = batch
+            parts.append(part)
+        rest = order[full:]
+        if len(rest):
+            mine = torch.tensor_split(rest, self.world)[self.rank]
+            if len(mine):
+                part = layout(inputs, targets, mine, len(mine))
+                self._global_batch[id(part)] = len(rest)
+                parts.append(part)
+            else:
+                self._idle_last_batch = len(rest)
+        return parts
 
     def regularization_error(self) -> float:
         s = self.settings
