@@ -10,6 +10,8 @@ def register(subparsers: Any) -> None:
         "dsstne", help="DSSTNE-compatible autoencoder: generate-netcdf, train, predict"
     )
     commands = parser.add_subparsers(dest="dsstne_command", metavar="COMMAND", required=True)
-    from training.dsstne import cli_generate
+    from training.dsstne import cli_generate, cli_predict, cli_train
 
     cli_generate.register(commands)
+    cli_train.register(commands)
+    cli_predict.register(commands)

@@ -1,0 +1,175 @@
+"""`recsys dsstne train`: DSSTNE's flags, files, log line and refusals (reference/dsstne.md §6)."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from recsys.cli.main import main
+from training.dsstne import engine as engine_module
+from training.dsstne.network import load_network
+
+CONFIG = Path(__file__).parent / "data" / "movielens-config.json"
+LOG_LINE = re.compile(
+    r"NNNetwork::Train: Epoch (\d+), average error \d+\.\d{6}, average training error \d+\.\d{6}, "
+    r"average regularization error \d+\.\d{6}, elapsed time \d+\.\d{6}s, \d+ examples/s"
+)
+
+
+def write_ratings(path: Path, users: int = 24, items: int = 40, seed: int = 0) -> None:
+    """convert_ratings.awk's output shape: `user<TAB>movie,timestamp:…`, one line per user."""
+    rng = random.Random(seed)
+    lines = []
+    for user in range(1, users + 1):
+        movies = rng.sample(range(1, items + 1), rng.randint(2, 8))
+        lines.append(f"{user}\t" + ":".join(f"{m},{1_100_000_000 + rng.randrange(10**7)}" for m in movies))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def generate(tmp_path: Path, ratings: Path, name: str, features: str) -> Path:
+    out = tmp_path / f"{name}.nc"
+    argv = ["dsstne", "generate-netcdf", "-d", name, "-i", str(ratings), "-o", str(out)]
+    assert main([*argv, "-f", str(tmp_path / features), "-s", str(tmp_path / "samples_input"), "-c"]) == 0
+    return out
+
+
+@pytest.fixture
+def datasets(tmp_path: Path) -> tuple[Path, Path]:
+    """Steps 3 and 4 of DSSTNE's MovieLens sample on a tiny ratings file."""
+    ratings = tmp_path / "ratings"
+    write_ratings(ratings)
+    return (
+        generate(tmp_path, ratings, "gl_input", "features_input"),
+        generate(tmp_path, ratings, "gl_output", "features_output"),
+    )
+
+
+def train(inputs: Path, outputs: Path, network: Path, *flags: str, config: Path = CONFIG) -> int:
+    argv = ["dsstne", "train", "-c", str(config), "-i", str(inputs), "-o", str(outputs), "-n", str(network)]
+    return main([*argv, "-b", "8", *flags])
+
+
+def test_trains_saves_every_epoch_and_checkpoints(
+    tmp_path: Path, datasets: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    network = tmp_path / "gl.nc"
+    assert train(*datasets, network, "-e", "2", "--checkpoint-every", "1", "--device", "cpu") == 0
+    err = capsys.readouterr().err
+    epochs = [int(m.group(1)) for m in LOG_LINE.finditer(err)]
+    assert epochs == [1, 2], err
+    assert sorted(p.name for p in tmp_path.glob("gl.nc*")) == ["gl.nc", "gl.nc1.nc", "gl.nc2.nc"]
+    spec, weights, input_name, output_name = load_network(network)
+    assert (input_name, output_name) == ("gl_input", "gl_output")
+    assert [spec.input_width, *(layer.width for layer in spec.layers)] == [128, 128, 128]
+    _, last, _, _ = load_network(tmp_path / "gl.nc2.nc")
+    _, first, _, _ = load_network(tmp_path / "gl.nc1.nc")
+    assert all(torch.equal(a, b) for a, b in zip(weights.w, last.w, strict=True))
+    assert not torch.equal(weights.w[1], first.w[1])
+
+
+def test_config_and_flags_reach_the_engine(
+    tmp_path: Path, datasets: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+    real = engine_module.Engine
+
+    def spy(spec: Any, weights: Any, settings: Any, device: Any) -> Any:
+        seen.append(settings)
+        return real(spec, weights, settings, device)
+
+    monkeypatch.setattr(engine_module, "Engine", spy)
+    flags = ["-e", "1", "-alpha", "0.01", "-lambda", "0.001", "-lambda1", "0.0001", "--optimizer", "adam"]
+    assert train(*datasets, tmp_path / "gl.nc", *flags) == 0
+    (settings,) = seen
+    assert (settings.alpha, settings.l2, settings.l1, settings.batch) == (0.01, 0.001, 0.0001, 8)
+    assert (settings.optimizer, settings.mu, settings.mu1) == ("adam", 0.9, 0.999)
+    assert (settings.shuffle, settings.decay) == (False, 0.0)  # the config's ShuffleIndices false
+    assert train(*datasets, tmp_path / "sgd.nc", "-e", "1", "-mu", "0.7") == 0
+    assert (seen[1].optimizer, seen[1].mu) == ("sgd", 0.7)
+
+
+def test_refuses_an_existing_network_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    network = tmp_path / "gl.nc"
+    network.write_text("keep me")
+    # The datasets do not even exist: the -n check comes first, as in DSSTNE.
+    assert train(tmp_path / "no_in.nc", tmp_path / "no_out.nc", network) == 1
+    assert network.read_text() == "keep me"
+    assert f"{network}: network file already exists" in capsys.readouterr().err
+
+
+def test_unknown_dataset_name_lists_the_loaded_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ratings = tmp_path / "ratings"
+    write_ratings(ratings)
+    inputs = generate(tmp_path, ratings, "gl_input", "features_input")
+    outputs = generate(tmp_path, ratings, "movies", "features_output")
+    assert train(inputs, outputs, tmp_path / "gl.nc") == 1
+    err = capsys.readouterr().err
+    assert "DataSet 'gl_output' of layer 'Output' matches no dataset (available: gl_input, movies)" in err
+    assert str(CONFIG) in err
+    assert not (tmp_path / "gl.nc").exists()
+
+
+def test_mismatched_example_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ratings, fewer = tmp_path / "ratings", tmp_path / "fewer"
+    write_ratings(ratings)
+    fewer.write_text("".join(ratings.read_text().splitlines(keepends=True)[:10]))
+    inputs = generate(tmp_path, ratings, "gl_input", "features_input")
+    outputs = generate(tmp_path, fewer, "gl_output", "features_output")
+    assert train(inputs, outputs, tmp_path / "gl.nc") == 1
+    err = capsys.readouterr().err
+    assert "has 24 examples but output dataset 'gl_output'" in err
+    assert "has 10" in err
+
+
+@pytest.mark.parametrize("missing", ["config", "input", "output"])
+def test_missing_files_are_named(
+    tmp_path: Path, datasets: tuple[Path, Path], missing: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = {"config": CONFIG, "input": datasets[0], "output": datasets[1]}
+    paths[missing] = tmp_path / f"absent-{missing}"
+    code = train(paths["input"], paths["output"], tmp_path / "gl.nc", config=paths["config"])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"absent-{missing}" in err
+
+
+def test_not_a_dataset_file(
+    tmp_path: Path, datasets: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not netcdf")
+    assert train(junk, datasets[1], tmp_path / "gl.nc") == 1
+    assert f"{junk}: not a readable DSSTNE dataset file" in capsys.readouterr().err
+
+
+def test_unsupported_config_is_named(
+    tmp_path: Path, datasets: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(
+        CONFIG.read_text().replace('"Activation" : "Sigmoid", "Sparse" : true }', '"pDropout" : 0.5 }', 1)
+    )
+    assert train(*datasets, tmp_path / "gl.nc", config=config) == 1
+    err = capsys.readouterr().err
+    assert "not supported by this engine yet: pDropout on Hidden layers" in err
+
+
+def test_divergence_exits_nonzero_and_writes_no_network(
+    tmp_path: Path, datasets: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    network = tmp_path / "gl.nc"
+    assert train(*datasets, network, "-e", "2", "-alpha", "1e30") == 3
+    err = capsys.readouterr().err
+    assert "diverged" in err
+    assert f"{network} was not written" in err
+    assert list(tmp_path.glob("gl.nc*")) == []
