@@ -117,6 +117,13 @@ def register(subparsers: Any) -> None:
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when available"
     )
     parser.add_argument(
+        "--parallel",
+        choices=("data", "model"),
+        default="data",
+        help="under torchrun with several processes: split minibatches (data, default) or the output "
+        "layer's columns (model, DSSTNE's way, for catalogs too wide for one GPU)",
+    )
+    parser.add_argument(
         "--checkpoint-every",
         dest="checkpoint_every",
         type=number_arg(0, integer=True),
@@ -156,6 +163,8 @@ class _Data:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import torch
+
     from training.dsstne.config import ConfigError, load_config
     from training.dsstne.engine import DivergenceError, Engine, TrainSettings
     from training.dsstne.network import build_spec, initial_weights, save_network
@@ -178,6 +187,9 @@ def _train(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise InputError(str(exc)) from None
     device = resolve_device(args.device)
+    group, rank = _join_torchrun(device)
+    if group is not None and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     data = _rows(datasets, input_name, output_name, spec.loss.name, device)
 
     mu = args.mu if args.mu is not None else ADAM_MU if args.optimizer == "adam" else SGD_MU
@@ -193,7 +205,13 @@ def _train(args: argparse.Namespace) -> int:
         shuffle=config.shuffle_indices,
     )
     weights = initial_weights(config, spec, seed=settings.seed, device=device)
-    engine = Engine(spec, weights, settings, device)
+    # Model parallel needs the same denoising draws on every rank; data parallel, different ones.
+    torch.manual_seed(settings.seed + (rank if args.parallel == "data" else 0))
+    engine = Engine(spec, weights, settings, device, group=group, parallel=args.parallel)
+    if rank:  # only the first process logs and writes files
+        code = _follow(engine, data, args.epochs)
+        _leave_torchrun(group)
+        return code
     print(
         f"train: {data.examples} examples, layers {spec.input_width} → "
         f"{' → '.join(str(layer.width) for layer in spec.layers)}, {args.optimizer}, device {device}",
@@ -212,22 +230,58 @@ def _train(args: argparse.Namespace) -> int:
         rate = f", {stats.examples_per_second:.0f} examples/s"
         memory = "" if stats.gpu_peak_bytes is None else f", GPU peak {stats.gpu_peak_bytes / 2**20:.1f} MiB"
         print(rate + memory, file=sys.stderr, flush=True)
+        weights = engine.full_weights()
         try:
             save_network(
                 network,
                 config,
                 spec,
-                engine.weights,
+                weights,
                 overwrite=epoch > 1,
                 checkpoint_name=str(network),
                 checkpoint_interval=args.checkpoint_every,
             )
             if args.checkpoint_every and epoch % args.checkpoint_every == 0:
                 checkpoint = f"{network}{epoch}.nc"
-                save_network(checkpoint, config, spec, engine.weights, overwrite=True)
+                save_network(checkpoint, config, spec, weights, overwrite=True)
         except (OSError, ValueError) as exc:
             raise InputError(f"{network}: cannot write the network: {exc}") from None
+    _leave_torchrun(group)
     print(f"{network}: {args.epochs} epochs in {total:.2f}s ({device})")
+    return 0
+
+
+def _join_torchrun(device: torch.device) -> tuple[Any, int]:
+    """Under torchrun (WORLD_SIZE > 1), join the process group: NCCL on GPUs, gloo on CPUs."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None, 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.group.WORLD, dist.get_rank()
+
+
+def _leave_torchrun(group: Any) -> None:
+    """Wait for every rank (the first one was writing files), then close the group cleanly."""
+    if group is None:
+        return
+    import torch.distributed as dist
+
+    dist.barrier(group)
+    dist.destroy_process_group()
+
+
+def _follow(engine: Any, data: Any, epochs: int) -> int:
+    """A rank other than the first: train in step with it (same collectives), write nothing."""
+    from training.dsstne.engine import DivergenceError
+
+    for _ in range(epochs):
+        try:
+            engine.train_epoch(data.inputs, data.targets)
+        except DivergenceError:
+            return EXIT_DIVERGED
+        engine.full_weights()  # the first rank gathers the sharded output layer to save it
     return 0
 
 

@@ -162,13 +162,36 @@ class Engine:
         settings: TrainSettings,
         device: torch.device | str,
         group: dist.ProcessGroup | None = None,
+        parallel: str = "data",
     ) -> None:
-        """`group`: train data-parallel with the other ranks of a torch.distributed process group."""
+        """Train with the other ranks of a torch.distributed `group`, if given, in one of two ways.
+
+        parallel="data": each rank takes a share of every minibatch; gradients are summed over ranks.
+        parallel="model": every rank takes whole minibatches but holds only its slice of the output
+        layer's columns (DSSTNE's model parallelism, for catalogs too wide for one GPU); the hidden
+        layer's delta is summed over ranks. Ranks must then draw the same random numbers (same seed).
+        """
+        if parallel not in ("data", "model"):
+            raise ValueError(f"parallel must be 'data' or 'model', got {parallel!r}")
         self.group = group
         self.world = dist.get_world_size(group) if group is not None else 1
         self.rank = dist.get_rank(group) if group is not None else 0
-        if settings.batch % self.world:
+        self._data_parallel = self.world > 1 and parallel == "data"
+        self._model_parallel = self.world > 1 and parallel == "model"
+        if self._data_parallel and settings.batch % self.world:
             raise ValueError(f"batch size {settings.batch} does not split over {self.world} ranks")
+        self.output_columns = (0, spec.layers[-1].width)
+        if self._model_parallel:
+            width = spec.layers[-1].width
+            if width % self.world:
+                raise ValueError(f"output width {width} does not split over {self.world} ranks")
+            shard = width // self.world
+            self.output_columns = (self.rank * shard, (self.rank + 1) * shard)
+            lo, hi = self.output_columns
+            weights = Weights(
+                [*weights.w[:-1], weights.w[-1][:, lo:hi].contiguous()],
+                [*weights.b[:-1], weights.b[-1][lo:hi].clone()],
+            )
         self.spec = spec
         self.weights = weights
         self.settings = settings
@@ -219,20 +242,20 @@ class Engine:
             acts.append(
                 _activate(torch.addmm(bias[layer], acts[-1], w[layer]), spec.layers[layer].activation)
             )
-        out = torch.empty(batch + 1, spec.layers[-1].width, device=z.device, dtype=z.dtype)
+        out = torch.empty(batch + 1, w[-1].shape[1], device=z.device, dtype=z.dtype)
         out[batch].zero_()
         torch.addmm(bias[-1], acts[-1], w[-1], out=out[:batch])
         delta = output_delta_(
             out, layout.out_pos[i], layout.out_valid[i], spec.loss, self._error, fused=self._fused
         )
 
-        if self._adam is not None or self.world > 1:
+        if self._adam is not None or self._data_parallel:
             self._explicit_backward(layout, i, x, acts, delta, alpha)
             return
         # Backward from the output: each layer's delta, then its update (its weights are used first).
         for layer in range(len(spec.layers) - 1, 0, -1):
             below = acts[layer - 1]
-            d_below = delta @ w[layer].T
+            d_below = self._sum_output_shards(delta @ w[layer].T, layer)
             penalty = spec.layers[layer - 1].sparseness
             if penalty is not None:
                 d_below += self._sparseness(below, *penalty)
@@ -268,7 +291,7 @@ class Engine:
             below = acts[layer - 1]
             grads_w[layer] = below.T @ delta / batch
             grads_b[layer] = delta.sum(0) / batch
-            d_below = delta @ w[layer].T
+            d_below = self._sum_output_shards(delta @ w[layer].T, layer)
             penalty = spec.layers[layer - 1].sparseness
             if penalty is not None:
                 d_below += self._sparseness(below, *penalty, batch=batch)
@@ -289,10 +312,16 @@ class Engine:
                 )
         self._apply([torch.zeros_like(t) for t in w], [torch.zeros_like(t) for t in b], self._alpha())
 
+    def _sum_output_shards(self, d_below: torch.Tensor, layer: int) -> torch.Tensor:
+        """With the output layer sharded, each rank holds one part of the layer below's delta."""
+        if self._model_parallel and layer == len(self.spec.layers) - 1:
+            dist.all_reduce(d_below, group=self.group)
+        return d_below
+
     def _apply(self, grads_w: list[torch.Tensor], grads_b: list[torch.Tensor], alpha: float) -> None:
         """Sum the ranks' gradients, add L2/L1 on the weights (once), update with SGD or Adam."""
         s, w, bias = self.settings, self.weights.w, self.weights.b
-        if self.world > 1:
+        if self._data_parallel:
             for g in grads_w + grads_b:
                 dist.all_reduce(g, group=self.group)
         for g, param in zip(grads_w, w, strict=True):
@@ -311,7 +340,7 @@ class Engine:
 
         ρ̂ is the mean activation over the global minibatch: with several ranks, their sums are added.
         """
-        if self.world > 1:
+        if self._data_parallel:
             total = a.sum(0)
             dist.all_reduce(total, group=self.group)
             rho = (total / (batch or len(a))).clamp(1e-6, 0.999999)
@@ -394,6 +423,8 @@ class Engine:
     ) -> list[BatchLayout]:
         """This rank's share of every global minibatch (all of it on a single process)."""
         self._idle_last_batch = 0
+        if self._model_parallel:
+            return epoch_layouts(inputs, targets.columns(*self.output_columns), order, self.settings.batch)
         if self.world == 1:
             return epoch_layouts(inputs, targets, order, self.settings.batch)
         batch, share = self.settings.batch, self.settings.batch // self.world
@@ -417,13 +448,25 @@ class Engine:
 
     def regularization_error(self) -> float:
         s = self.settings
-        total = 0.0
-        for w in self.weights.w:
-            if s.l2:
-                total += 0.5 * s.l2 * float((w * w).sum())
-            if s.l1:
-                total += s.l1 * float(w.abs().sum())
-        return total
+        totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # replicated, output layer
+        for layer, w in enumerate(self.weights.w):
+            part = 0.5 * s.l2 * (w.double() ** 2).sum() + s.l1 * w.double().abs().sum()
+            totals[int(layer == len(self.weights.w) - 1)] += part
+        if self._model_parallel:
+            dist.all_reduce(totals[1:], group=self.group)
+        return float(totals.sum())
+
+    def full_weights(self) -> Weights:
+        """The whole network: with the output layer sharded, its columns gathered from every rank."""
+        if not self._model_parallel:
+            return self.weights
+        w_parts = [torch.empty_like(self.weights.w[-1]) for _ in range(self.world)]
+        b_parts = [torch.empty_like(self.weights.b[-1]) for _ in range(self.world)]
+        dist.all_gather(w_parts, self.weights.w[-1].contiguous(), group=self.group)
+        dist.all_gather(b_parts, self.weights.b[-1], group=self.group)
+        return Weights(
+            [*self.weights.w[:-1], torch.cat(w_parts, dim=1)], [*self.weights.b[:-1], torch.cat(b_parts)]
+        )
 
     # --- CUDA graphs ------------------------------------------------------------------------------
 
@@ -480,6 +523,10 @@ class Engine:
         a = _activate(z + bias[0], spec.layers[0].activation)
         for layer in range(1, len(spec.layers)):
             a = _activate(torch.addmm(bias[layer], a, w[layer]), spec.layers[layer].activation)
+        if self._model_parallel:  # every rank scored its columns: put the rows back together
+            parts = [torch.empty_like(a) for _ in range(self.world)]
+            dist.all_gather(parts, a.contiguous(), group=self.group)
+            a = torch.cat(parts, dim=1)
         return a
 
 

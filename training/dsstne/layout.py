@@ -51,6 +51,15 @@ class SparseRows:
     def lengths(self) -> torch.Tensor:
         return self.indptr[1:] - self.indptr[:-1]
 
+    def columns(self, lo: int, hi: int) -> SparseRows:
+        """The same rows restricted to columns lo..hi-1, renumbered from 0 (one rank's output shard)."""
+        row = torch.repeat_interleave(torch.arange(self.n_rows, device=self.indptr.device), self.lengths())
+        keep = (self.indices >= lo) & (self.indices < hi)
+        counts = torch.bincount(row[keep], minlength=self.n_rows)
+        indptr = torch.zeros(self.n_rows + 1, dtype=torch.int64, device=self.indptr.device)
+        indptr[1:] = torch.cumsum(counts, 0)
+        return SparseRows(indptr, self.indices[keep] - lo, hi - lo)
+
 
 @dataclass(frozen=True)
 class BatchLayout:

@@ -78,9 +78,9 @@ def test_config_and_flags_reach_the_engine(
     seen: list[Any] = []
     real = engine_module.Engine
 
-    def spy(spec: Any, weights: Any, settings: Any, device: Any) -> Any:
+    def spy(spec: Any, weights: Any, settings: Any, device: Any, **kwargs: Any) -> Any:
         seen.append(settings)
-        return real(spec, weights, settings, device)
+        return real(spec, weights, settings, device, **kwargs)
 
     monkeypatch.setattr(engine_module, "Engine", spy)
     flags = ["-e", "1", "-alpha", "0.01", "-lambda", "0.001", "-lambda1", "0.0001", "--optimizer", "adam"]
@@ -173,3 +173,56 @@ def test_divergence_exits_nonzero_and_writes_no_network(
     assert "diverged" in err
     assert f"{network} was not written" in err
     assert list(tmp_path.glob("gl.nc*")) == []
+
+
+@pytest.mark.parametrize("parallel", ["data", "model"])
+def test_torchrun_with_two_processes_trains_like_one(
+    tmp_path: Path, datasets: tuple[Path, Path], parallel: str
+) -> None:
+    # GIVEN the same data WHEN trained by one process and by two under torchrun (gloo on CPU)
+    import json
+    import subprocess
+    import sys
+
+    config = CONFIG
+    if parallel == "data":  # each rank draws its own denoising masks: compare without denoising
+        settings = json.loads(CONFIG.read_text())
+        del settings["Denoising"]
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps(settings))
+    single, double = tmp_path / "one.nc", tmp_path / "two.nc"
+    assert train(*datasets, single, "-e", "2", "--device", "cpu", "--parallel", parallel, config=config) == 0
+    argv = ["dsstne", "train", "-c", str(config), "-i", str(datasets[0]), "-o", str(datasets[1])]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "recsys.cli.main",
+            *argv,
+            "-n",
+            str(double),
+            "-b",
+            "8",
+            "-e",
+            "2",
+            "--device",
+            "cpu",
+            "--parallel",
+            parallel,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # THEN the first process wrote one network, and it is the one-process network
+    assert sorted(p.name for p in tmp_path.glob("two.nc*")) == ["two.nc"]
+    _, alone, _, _ = load_network(single)
+    _, together, _, _ = load_network(double)
+    for a, b in zip(alone.w + alone.b, together.w + together.b, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

@@ -1,4 +1,5 @@
-"""Data-parallel training (torch.distributed, gloo on CPU, 2 processes) gives the one-process result."""
+"""Multi-process training (torch.distributed, gloo on CPU, 2 processes) gives the one-process result:
+data parallel (a share of every minibatch per rank) and model parallel (output columns per rank)."""
 
 from __future__ import annotations
 
@@ -31,19 +32,21 @@ def data(n_rows: int) -> SparseRows:
 
 
 def train(
-    settings: TrainSettings, n_rows: int, group: dist.ProcessGroup | None = None
+    settings: TrainSettings, n_rows: int, group: dist.ProcessGroup | None = None, parallel: str = "data"
 ) -> tuple[Weights, list[float]]:
     start = xavier_weights(SPEC, torch.Generator().manual_seed(1), "cpu")
-    engine = Engine(SPEC, start, settings, "cpu", group=group)
+    engine = Engine(SPEC, start, settings, "cpu", group=group, parallel=parallel)
     rows = data(n_rows)
     errors = [engine.train_epoch(rows, rows).error for _ in range(3)]
-    return engine.weights, errors
+    return engine.full_weights(), errors
 
 
-SCENARIOS = [  # (examples, optimizer); with 49 the last minibatch has one example and rank 1 idles
-    (50, "sgd"),
-    (49, "sgd"),
-    (50, "adam"),
+SCENARIOS = [  # (parallel, examples, optimizer); data with 49: the last minibatch has one example
+    ("data", 50, "sgd"),
+    ("data", 49, "sgd"),
+    ("data", 50, "adam"),
+    ("model", 49, "sgd"),
+    ("model", 50, "adam"),
 ]
 
 
@@ -57,8 +60,8 @@ def _rank(rank: int, world: int, store: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         results = []
-        for n_rows, optimizer in SCENARIOS:
-            weights, errors = train(settings_for(optimizer), n_rows, dist.group.WORLD)
+        for parallel, n_rows, optimizer in SCENARIOS:
+            weights, errors = train(settings_for(optimizer), n_rows, dist.group.WORLD, parallel)
             results.append({"w": weights.w, "b": weights.b, "errors": errors})
         torch.save(results, f"{out}.{rank}")
     finally:
@@ -71,7 +74,7 @@ def test_two_ranks_train_like_one_process(tmp_path: Path) -> None:
     mp.start_processes(_rank, args=(2, str(tmp_path / "store"), out), nprocs=2, start_method="spawn")
     per_rank = [torch.load(f"{out}.{rank}") for rank in range(2)]
     # THEN every rank holds the weights and errors of one process training on whole minibatches
-    for index, (n_rows, optimizer) in enumerate(SCENARIOS):
+    for index, (_, n_rows, optimizer) in enumerate(SCENARIOS):
         expected, expected_errors = train(settings_for(optimizer), n_rows)
         for results in per_rank:
             got = results[index]

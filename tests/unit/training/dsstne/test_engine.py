@@ -234,3 +234,10 @@ def test_mismatched_input_and_output_sets_are_refused() -> None:
     )
     with pytest.raises(ValueError, match="32 and 31 examples"):
         engine.train_epoch(planted_rows(32, 0), planted_rows(31, 0))
+
+
+def test_columns_restricts_and_renumbers_a_shard() -> None:
+    rows = SparseRows.from_lists([[0, 5, 9], [], [4, 5]], 10).columns(4, 8)
+    assert rows.width == 4
+    assert rows.indptr.tolist() == [0, 1, 1, 3]
+    assert rows.indices.tolist() == [1, 0, 1]
