@@ -15,6 +15,11 @@ from typing import Any, Literal, cast
 RemovalPolicyName = Literal["destroy", "retain"]
 REMOVAL_POLICIES: tuple[str, ...] = ("destroy", "retain")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+# An accelerated type, e.g. g5.xlarge, g4dn.12xlarge, p4d.24xlarge: family letter g or p, generation digits,
+# attribute letters. Attributes "g" (Graviton, as in g5g) and "a" (AMD, as in g4ad) are not NVIDIA on x86_64.
+_GPU_INSTANCE_TYPE = re.compile(r"^[gp]\d+(?P<attributes>[a-z]*)\.(\d*xlarge|large|metal(-\d+xl)?)$")
+MAX_GPUS_PER_INSTANCE = 8  # p5, g5.48xlarge, g6e.48xlarge
+VCPUS_PER_GPU = 4  # what each GPU of a job definition asks for (stacks/dsstne.py)
 
 
 class ConfigError(ValueError):
@@ -38,6 +43,14 @@ class StageConfig:
     abort_incomplete_upload_days: int = 7
     access_log_retention_days: int = 365
     """How long S3 server access logs are kept."""
+    dsstne_instance_types: tuple[str, ...] = ("g5.xlarge",)
+    """EC2 types of the DSSTNE Batch compute environment: NVIDIA GPUs on x86_64 (the GPU AMI's only kind)."""
+    dsstne_spot: bool = False
+    """Run DSSTNE jobs on Spot capacity (cheaper; an interrupted job is retried)."""
+    dsstne_max_vcpus: int = 16
+    """Ceiling of the compute environment, in vCPUs of whole instances (g5.xlarge: 4, g5.12xlarge: 48)."""
+    dsstne_multi_gpu_count: int = 4
+    """GPUs of the multi-GPU job definition; it runs only if an instance type has that many GPUs."""
 
     @classmethod
     def from_context(cls, stage: object, stages: object) -> StageConfig:
@@ -75,6 +88,29 @@ class StageConfig:
             value = getattr(self, f.name)
             if f.name.endswith("_days") and value < 1:
                 raise ConfigError(f"context '{where}.{f.name}': expected a whole number >= 1, got {value!r}")
+        self._check_dsstne(where)
+
+    def _check_dsstne(self, where: str) -> None:
+        if not self.dsstne_instance_types:
+            raise ConfigError(f"context '{where}.dsstne_instance_types': expected at least one instance type")
+        for name in self.dsstne_instance_types:
+            match = _GPU_INSTANCE_TYPE.match(name)
+            if not match or set(match["attributes"]) & {"a", "g"}:
+                raise ConfigError(
+                    f"context '{where}.dsstne_instance_types': {name!r} is not an NVIDIA GPU type on x86_64 "
+                    "(e.g. g4dn.xlarge, g5.xlarge, g6.xlarge, p4d.24xlarge), which the ECS GPU AMI needs"
+                )
+        gpus = self.dsstne_multi_gpu_count
+        if not 2 <= gpus <= MAX_GPUS_PER_INSTANCE:
+            raise ConfigError(
+                f"context '{where}.dsstne_multi_gpu_count': expected 2 to {MAX_GPUS_PER_INSTANCE} "
+                f"(GPUs of one instance), got {gpus!r}"
+            )
+        if self.dsstne_max_vcpus < VCPUS_PER_GPU * gpus:
+            raise ConfigError(
+                f"context '{where}.dsstne_max_vcpus': expected at least {VCPUS_PER_GPU * gpus} "
+                f"({VCPUS_PER_GPU} per GPU of the {gpus}-GPU job definition), got {self.dsstne_max_vcpus!r}"
+            )
 
 
 def _checked_values(stage: str, raw: Mapping[Any, Any]) -> dict[str, Any]:
@@ -86,6 +122,8 @@ def _checked_values(stage: str, raw: Mapping[Any, Any]) -> dict[str, Any]:
             allowed = ", ".join(sorted(defaults))
             raise ConfigError(f"context 'stages.{stage}.{key}': unknown key (allowed: {allowed})")
         expected = type(defaults[key])
+        if expected is tuple and type(value) is list and all(type(item) is str for item in value):
+            value = tuple(value)  # a JSON list of strings; kept as a tuple so the config stays immutable
         if type(value) is not expected:
             raise ConfigError(
                 f"context 'stages.{stage}.{key}': expected {_json_type(expected)}, "
@@ -100,6 +138,8 @@ _JSON_TYPES: dict[type, str] = {
     int: "a whole number",
     float: "a decimal",
     str: "a string",
+    tuple: "a list of strings",
+    list: "a list",
     type(None): "null",
 }
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Tags, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from recsys import contracts
 from stacks.config import StageConfig
+from stacks.dsstne import DsstneBatch
 from stacks.storage import DataLake
 
 _REMOVAL_POLICIES = {"destroy": RemovalPolicy.DESTROY, "retain": RemovalPolicy.RETAIN}
@@ -46,3 +49,51 @@ class RecsysPipelineStack(Stack):
         CfnOutput(self, "CuratedBucketName", value=lake.curated_bucket.bucket_name)
         CfnOutput(self, "ArtifactsBucketName", value=lake.artifacts_bucket.bucket_name)
         CfnOutput(self, "AccessLogBucketName", value=lake.access_log_bucket.bucket_name)
+
+        self.dsstne = DsstneBatch(
+            self,
+            "Dsstne",
+            instance_types=config.dsstne_instance_types,
+            spot=config.dsstne_spot,
+            maxv_cpus=config.dsstne_max_vcpus,
+            multi_gpu_count=config.dsstne_multi_gpu_count,
+            environment={
+                contracts.CURATED_BUCKET_ENV: lake.curated_bucket.bucket_name,
+                contracts.ARTIFACTS_BUCKET_ENV: lake.artifacts_bucket.bucket_name,
+            },
+            flow_log_bucket=lake.access_log_bucket,
+            removal_policy=_REMOVAL_POLICIES[config.removal_policy],
+        )
+        self._grant_dsstne_run_prefixes(self.dsstne.job_role, lake.curated_bucket, lake.artifacts_bucket)
+        dsstne = self.dsstne
+        CfnOutput(self, "DsstneJobQueueArn", value=dsstne.job_queue.job_queue_arn)
+        CfnOutput(self, "DsstneJobDefinitionArn", value=dsstne.job_definition.job_definition_arn)
+        CfnOutput(
+            self, "DsstneMultiGpuJobDefinitionArn", value=dsstne.multi_gpu_job_definition.job_definition_arn
+        )
+
+    def _grant_dsstne_run_prefixes(self, role: iam.IRole, curated: s3.IBucket, artifacts: s3.IBucket) -> None:
+        """Read curated/dsstne/*, write artifacts/dsstne/*, list both there only: what job.py calls."""
+        prefix = contracts.DSSTNE_PREFIX
+        statements = [
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[curated.arn_for_objects(f"{prefix}*")]),
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"],
+                resources=[artifacts.arn_for_objects(f"{prefix}*")],
+            ),
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[curated.bucket_arn, artifacts.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+            ),
+        ]
+        for statement in statements:
+            role.add_to_principal_policy(statement)
+        for bucket in (curated, artifacts):
+            logical_id = self.resolve(bucket.node.default_child.logical_id)  # type: ignore[union-attr]
+            Validations.of(role).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}*]",
+                    reason="Objects of the DSSTNE run prefix only; run ids are chosen at submit time.",
+                )
+            )
