@@ -30,6 +30,7 @@ DSSTNE_CONFIG_URI_ENV = "RECSYS_DSSTNE_CONFIG_URI"  # optional; default <input u
 DSSTNE_EPOCHS_ENV = "RECSYS_DSSTNE_EPOCHS"
 DSSTNE_BATCH_ENV = "RECSYS_DSSTNE_BATCH"
 DSSTNE_TOP_K_ENV = "RECSYS_DSSTNE_TOP_K"
+DSSTNE_PARALLEL_ENV = "RECSYS_DSSTNE_PARALLEL"  # with several GPUs: "data" (default) or "model"
 # Inputs under the run's input prefix: input.txt (+ output.txt), or one interactions.txt used for both.
 DSSTNE_CONFIG_FILE = "config.json"
 DSSTNE_INPUT_FILE = "input.txt"

@@ -29,6 +29,7 @@ import math
 import os
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -173,6 +174,32 @@ def dsstne(argv: Sequence[str]) -> None:
         raise JobError(f"dsstne {argv[0]} failed with exit code {code} (its message is above)")
 
 
+def gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def torchrun(argv: Sequence[str], processes: int) -> None:
+    """Run `recsys dsstne <argv>` as `processes` ranks under torchrun; its log goes to our stderr."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(processes),
+        "-m",
+        "recsys.cli.main",
+        "dsstne",
+        *argv,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    sys.stderr.write(done.stderr)
+    if done.returncode != 0:
+        raise JobError(f"dsstne {argv[0]} on {processes} processes failed with exit code {done.returncode}")
+
+
 def _flags(command: str, **flags: object) -> list[str]:
     """DSSTNE's one-letter flags: `_flags("train", c="config.json")` → ["train", "-c", "config.json"]."""
     return [command, *(item for flag, value in flags.items() for item in (f"-{flag}", str(value)))]
@@ -236,18 +263,15 @@ def run_dsstne(
         ):
             dsstne([*_flags("generate-netcdf", d=name, i=text, o=nc, f=features, s=samples), "-c"])
     tee = _Tee(sys.stderr)
+    train = _flags(
+        "train", c=local.config, i=input_nc, o=output_nc, n=network, b=settings.batch, e=settings.epochs
+    )
     with _timed(seconds, "train"), contextlib.redirect_stderr(tee):
-        dsstne(
-            _flags(
-                "train",
-                c=local.config,
-                i=input_nc,
-                o=output_nc,
-                n=network,
-                b=settings.batch,
-                e=settings.epochs,
-            )
-        )
+        gpus = gpu_count()
+        if gpus > 1:  # one process per GPU under torchrun (the multi-GPU job definition)
+            torchrun([*train, "--parallel", settings.parallel], gpus)
+        else:
+            dsstne(train)
     error = final_error(tee.copy.getvalue())
     with _timed(seconds, "predict"):
         # -r and -f are both the input text: score each user's history, and never recommend it back.

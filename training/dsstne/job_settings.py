@@ -60,6 +60,7 @@ class JobSettings:
     epochs: int = DEFAULT_EPOCHS
     batch: int = DEFAULT_BATCH
     top_k: int = DEFAULT_TOP_K
+    parallel: str = "data"  # how train splits the work when the job has several GPUs
 
 
 def settings_from_env(env: Mapping[str, str]) -> JobSettings:
@@ -87,7 +88,14 @@ def settings_from_env(env: Mapping[str, str]) -> JobSettings:
         epochs=_positive(env, contracts.DSSTNE_EPOCHS_ENV, DEFAULT_EPOCHS),
         batch=_positive(env, contracts.DSSTNE_BATCH_ENV, DEFAULT_BATCH),
         top_k=_positive(env, contracts.DSSTNE_TOP_K_ENV, DEFAULT_TOP_K),
+        parallel=_parallel(env.get(contracts.DSSTNE_PARALLEL_ENV, "") or "data"),
     )
+
+
+def _parallel(value: str) -> str:
+    if value not in ("data", "model"):
+        raise JobError(f"{contracts.DSSTNE_PARALLEL_ENV}: expected 'data' or 'model', got {value!r}")
+    return value
 
 
 def _folder(env: Mapping[str, str], uri_name: str, bucket_name: str, run_prefix: str) -> S3Location:

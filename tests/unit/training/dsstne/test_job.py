@@ -250,3 +250,18 @@ def test_parse_s3_uri() -> None:
     assert parse_s3_uri("s3://my-bucket/a/b", folder=True, what="x") == S3Location("my-bucket", "a/b/")
     assert parse_s3_uri("s3://my-bucket", folder=True, what="x") == S3Location("my-bucket", "")
     assert parse_s3_uri("s3://my-bucket/a/b.json", folder=False, what="x").key == "a/b.json"
+
+
+@pytest.mark.parametrize("parallel", ["data", "model"])
+def test_several_gpus_train_under_torchrun(s3: Any, monkeypatch: pytest.MonkeyPatch, parallel: str) -> None:
+    # GIVEN a job that sees two GPUs (faked: the ranks run on the CPU with gloo)
+    from training.dsstne import job
+
+    monkeypatch.setattr(job, "gpu_count", lambda: 2)
+    put(s3, contracts.DSSTNE_CONFIG_FILE, json.dumps(TINY_NETWORK))
+    put(s3, contracts.DSSTNE_INTERACTIONS_FILE, dsstne_text(histories()))
+    # WHEN it runs THEN train ran as two ranks and the run was published as usual
+    assert main([], env={**ENV, contracts.DSSTNE_PARALLEL_ENV: parallel}, s3=s3) == 0
+    files = outputs(s3)
+    assert set(files) == PUBLISHED
+    assert json.loads(files[contracts.DSSTNE_METRICS_FILE])["final_error"] > 0
