@@ -423,6 +423,7 @@ class Engine:
     ) -> list[BatchLayout]:
         """This rank's share of every global minibatch (all of it on a single process)."""
         self._idle_last_batch = 0
+        self._global_batch.clear()
         if self._model_parallel:
             return epoch_layouts(inputs, targets.columns(*self.output_columns), order, self.settings.batch)
         if self.world == 1:
