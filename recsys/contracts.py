@@ -44,3 +44,55 @@ DSSTNE_SAMPLE_INDEX_FILE = "samples_input"
 DSSTNE_RECS_FILE = "recs.txt"
 DSSTNE_METRICS_FILE = "metrics.json"
 DSSTNE_SUCCESS_FILE = "_SUCCESS"
+
+# The Glue preprocessing job (glue/job.py; stacks/preprocessing.py). Glue passes `--NAME value`; the job
+# reads the curated ingest Parquet under INPUT_URI and writes one run under <OUTPUT_URI>RUNS_PREFIX<run id>/.
+GLUE_ARG_INPUT_URI = "INPUT_URI"  # s3://<curated>/curated/ingest/ (kind=<kind>/ingest_date=<date>/…)
+GLUE_ARG_OUTPUT_URI = "OUTPUT_URI"  # s3://<curated>/curated/
+GLUE_ARG_RUN_ID = "RUN_ID"
+# Optional arguments (defaults in glue/settings.py). PREVIOUS_RUN: "auto" (the run named by
+# RUNS_LATEST_FILE, if any), "none" (number ids afresh), or a run's URI whose id maps are extended.
+GLUE_ARG_PREVIOUS_RUN = "PREVIOUS_RUN"
+GLUE_ARG_TEST_RATIO = "TEST_RATIO"
+GLUE_ARG_POSITIVE_THRESHOLD = "POSITIVE_THRESHOLD"
+GLUE_ARG_NEGATIVES = "NEGATIVES_PER_POSITIVE"
+GLUE_ARG_SEED = "SEED"
+GLUE_ARG_CATEGORY_FEATURES = "CATEGORY_FEATURES"  # "true" / "false"
+# A preprocessing run's layout under <OUTPUT_URI>RUNS_PREFIX<run id>/; manifest.json is written last (a run
+# without it is incomplete), then RUNS_PREFIX + RUNS_LATEST_FILE names the run.
+RUNS_PREFIX = "runs/"
+RUNS_LATEST_FILE = "latest.json"
+RUN_MANIFEST_FILE = "manifest.json"
+RUN_STATS_FILE = "stats.json"
+RUN_INTERACTIONS_DIR = "interactions/"  # Parquet folders; interactions is partitioned by split
+RUN_TRAIN_DIR = "interactions/split=train/"
+RUN_TEST_DIR = "interactions/split=test/"
+RUN_USER_MAP_DIR = "user_map/"
+RUN_ITEM_MAP_DIR = "item_map/"
+RUN_CATEGORY_MAP_DIR = "category_map/"
+RUN_POPULARITY_DIR = "popularity/"
+RUN_FM_TRAIN_DIR = "fm/train/"  # recordIO-protobuf shards, SageMaker FM channels "train" and "test"
+RUN_FM_TEST_DIR = "fm/test/"
+RUN_DSSTNE_INPUT_DIR = "dsstne/input/"  # DSSTNE text parts (generateNetCDF -i takes the folder)
+RUN_DSSTNE_OUTPUT_DIR = "dsstne/output/"
+
+# The ingest Lambda (lambdas/ingest; recsys/ingest; docs/ingest.md). Accepted rows of an upload land in the
+# curated bucket under INGEST_CURATED_PREFIX<kind partition>=<kind>/<date partition>=<YYYY-MM-DD>/; bad rows
+# under QUARANTINE_PREFIX<original key> in the ingest bucket, with <original key>QUARANTINE_ERRORS_SUFFIX.
+INGEST_CURATED_PREFIX = CURATED_PREFIX + "ingest/"
+INGEST_KIND_PARTITION = "kind"
+INGEST_DATE_PARTITION = "ingest_date"
+QUARANTINE_ERRORS_SUFFIX = ".errors.json"
+INGEST_MANIFEST_TABLE_ENV = "RECSYS_INGEST_MANIFEST_TABLE"
+INGEST_IDEMPOTENCY_TABLE_ENV = "RECSYS_INGEST_IDEMPOTENCY_TABLE"
+INGEST_POLICY_ENV = "RECSYS_INGEST_POLICY"  # optional: keep-good-rows (default) or reject-file
+INGEST_SAFETY_MARGIN_ENV = "RECSYS_INGEST_SAFETY_MARGIN_SECONDS"  # optional, default 60
+INGEST_IDEMPOTENCY_EXPIRY_ENV = "RECSYS_INGEST_IDEMPOTENCY_EXPIRY_SECONDS"  # optional, default 7 days
+INGEST_POLICY_KEEP_GOOD_ROWS = "keep-good-rows"
+INGEST_POLICY_REJECT_FILE = "reject-file"
+# Table keys (all strings). Manifest: one item per object version, "<bucket>/<key>" + version id (or
+# "etag-<ETag>"). Idempotency: the Powertools DynamoDB persistence layer's key and TTL attributes.
+MANIFEST_PARTITION_KEY = "object_key"  # not "object": a DynamoDB reserved word
+MANIFEST_SORT_KEY = "version"
+IDEMPOTENCY_PARTITION_KEY = "id"
+IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"

@@ -90,6 +90,8 @@ class ValidatedBatch:
     valid: pa.Table  # accepted rows, canonical column names, every column a string
     errors: list[RowError] = field(default_factory=list)
     rejected: list[RejectedRecord] = field(default_factory=list)
+    # The line where each accepted row starts (int64, one per row of `valid`): lineage for ingest.
+    lines: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 def _physical_lines(chunk: bytes) -> list[bytes]:
@@ -273,8 +275,8 @@ class CsvValidator:
         columns = [table.column(i).combine_chunks() for i in range(table.num_columns)]
         kept = table.select(self._kept).rename_columns(self._kept_names)
         mask = checker.fast_mask(columns)
-        if not checker.tracks_items and pc.all(mask).as_py():
-            return ValidatedBatch(table.num_rows, kept)  # the common case: nothing to look at
+        if not checker.tracks_items and pc.all(mask).as_py():  # the common case: nothing to look at
+            return ValidatedBatch(table.num_rows, kept, lines=np.arange(line, line + table.num_rows))
         ok = bool_numpy(mask)
         valid = ok.copy()
         errors: list[RowError] = []
@@ -307,7 +309,7 @@ class CsvValidator:
             raw_lines = _physical_lines(chunk)
             rejected = [RejectedRecord(line + i, raw_lines[i]) for i in rejected_rows]
         accepted = kept if bool(valid.all()) else kept.filter(pa.array(valid))
-        return ValidatedBatch(table.num_rows, accepted, errors, rejected)
+        return ValidatedBatch(table.num_rows, accepted, errors, rejected, line + np.flatnonzero(valid))
 
     # --- exact path -------------------------------------------------------------------------------
 
@@ -327,6 +329,7 @@ class CsvValidator:
                 text_lines.append(raw.decode("utf-8", errors="replace"))
 
         rows: list[list[str]] = []
+        row_lines: list[int] = []
         errors: list[RowError] = []
         rejected: list[RejectedRecord] = []
         total = 0
@@ -371,9 +374,12 @@ class CsvValidator:
                     rejected.append(RejectedRecord(line + start, b"".join(raw_lines[start : cursor[0]])))
                 else:
                     rows.append(fields)
+                    row_lines.append(line + start)
         consumed = n if leftover_from is None else leftover_from
         leftover = b"".join(raw_lines[consumed:])
-        batch = ValidatedBatch(total, self._table_from_rows(rows), errors, rejected)
+        batch = ValidatedBatch(
+            total, self._table_from_rows(rows), errors, rejected, np.array(row_lines, dtype=np.int64)
+        )
         return batch, consumed, leftover
 
     # --- output tables ----------------------------------------------------------------------------

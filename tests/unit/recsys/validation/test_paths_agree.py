@@ -68,7 +68,9 @@ def _outcome(raw: bytes, kind: Kind, *, block: int, fast: bool) -> tuple[object,
     rejected = [(r.line, r.raw) for b in batches for r in b.rejected]
     tables = [b.valid for b in batches if b.valid.num_rows]
     valid = pa.concat_tables(tables).to_pylist() if tables else []
-    return sum(b.rows_total for b in batches), errors, rejected, valid
+    lines = [int(n) for b in batches for n in b.lines]
+    assert len(lines) == len(valid)  # one start line per accepted row
+    return sum(b.rows_total for b in batches), errors, rejected, valid, lines
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,0 +1,90 @@
+"""The uploaded object as the validator reads it: in blocks, never whole.
+
+On the way it counts bytes, keeps the raw header line (quarantine files start with it, as it was),
+watches the Lambda's clock, and resumes a read that breaks mid-stream with a ranged GET of the same
+version instead of starting the file again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]
+
+from recsys.ingest.aws import S3Client
+
+logger = logging.getLogger(__name__)
+
+MAX_HEADER_BYTES = 4 << 20  # the validator's own bound on a record
+MAX_RESUMES = 3
+
+
+class OutOfTime(Exception):  # noqa: N818 - a signal, not an error
+    """Fewer seconds are left than the safety margin: stop and hand the file off."""
+
+
+class SourceStream:
+    """`read(n)` over an S3 object version, from a GetObject response already made."""
+
+    def __init__(
+        self,
+        s3: S3Client,
+        request: dict[str, Any],
+        response: dict[str, Any],
+        *,
+        deadline: Callable[[], float] | None = None,
+        margin_s: float = 0.0,
+    ) -> None:
+        self._s3 = s3
+        self._request = request  # Bucket, Key and VersionId or IfMatch: always the same content
+        self._body = response["Body"]
+        self._deadline = deadline
+        self._margin_s = margin_s
+        self.bytes_read = 0
+        self.resumes = 0
+        self._header = bytearray()
+        self._header_done = False
+
+    @property
+    def header_line(self) -> bytes:
+        """The first line as stored (BOM and line break included), once the validator has read it."""
+        return bytes(self._header)
+
+    def read(self, size: int = -1) -> bytes:
+        if self._deadline is not None and self._deadline() < self._margin_s:
+            raise OutOfTime(f"stopped after {self.bytes_read:,} bytes")
+        data = self._read_resuming(size)
+        self.bytes_read += len(data)
+        if not self._header_done and data:
+            end = data.find(b"\n")
+            self._header += data if end < 0 else data[: end + 1]
+            self._header_done = end >= 0 or len(self._header) > MAX_HEADER_BYTES
+        return data
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
+    def _read_resuming(self, size: int) -> bytes:
+        while True:
+            try:
+                return bytes(self._body.read(size))
+            except (BotoCoreError, OSError) as exc:
+                if self.resumes >= MAX_RESUMES:
+                    raise
+                self.resumes += 1
+                logger.warning(
+                    "read of s3://%s/%s broke at byte %d (%s); resuming (%d of %d)",
+                    self._request["Bucket"],
+                    self._request["Key"],
+                    self.bytes_read,
+                    exc,
+                    self.resumes,
+                    MAX_RESUMES,
+                )
+                self.close()
+                response = self._s3.get_object(**self._request, Range=f"bytes={self.bytes_read}-")
+                self._body = response["Body"]
