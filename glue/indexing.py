@@ -1,0 +1,88 @@
+"""Contiguous integer indices for users, items and categories that stay stable across runs.
+
+The FM feature layout and the DSSTNE indexes number ids 0..n-1. A model trained on one run is served
+while the next run is prepared, and the serving side folds in new events by index, so an id keeps its
+index forever: each run starts from the previous run's map, keeps every entry (ids that no longer occur
+included), and numbers only the ids it has not seen, after the old maximum.
+
+New ids are numbered without a global sort on one executor and without collecting them: ids are spread
+over `BUCKETS` hash buckets, numbered by a window per bucket (ordered by id), and each bucket is shifted
+by the sizes of the buckets before it. Every step is a function of the set of new ids alone, so a
+recomputed or retried stage gives the same numbers.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+BUCKETS = 1024  # fixed: part of what makes the numbering reproducible
+IS_NEW = "is_new"
+
+
+class IndexMapError(ValueError):
+    """A previous map that is not a bijection onto 0..n-1; the message says what is wrong."""
+
+
+def check_map(previous: DataFrame, id_col: str, idx_col: str) -> int:
+    """Validate a previous run's map (one action) and return its size.
+
+    Refuses duplicate ids, duplicate or negative indices and gaps, which would make the appended numbering
+    collide or leave feature columns without an id.
+    """
+    row = previous.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.countDistinct(id_col).alias("ids"),
+        F.countDistinct(idx_col).alias("indices"),
+        F.min(idx_col).alias("low"),
+        F.max(idx_col).alias("high"),
+        F.sum(F.col(id_col).isNull().cast("long") + F.col(idx_col).isNull().cast("long")).alias("nulls"),
+    ).first()
+    assert row is not None
+    rows, ids, indices, low, high, nulls = (
+        row[k] for k in ("rows", "ids", "indices", "low", "high", "nulls")
+    )
+    if rows == 0:
+        return 0
+    if nulls:
+        raise IndexMapError(f"previous {id_col} map has {nulls} null ids or indices")
+    if ids != rows or indices != rows:
+        raise IndexMapError(
+            f"previous {id_col} map repeats ids or indices ({rows} rows, {ids} ids, {indices} indices)"
+        )
+    if low != 0 or high != rows - 1:
+        raise IndexMapError(f"previous {id_col} map is not contiguous: indices {low}..{high} for {rows} ids")
+    return int(rows)
+
+
+def stable_index(ids: DataFrame, previous: DataFrame | None, id_col: str, idx_col: str) -> DataFrame:
+    """(`id_col`, `idx_col`, `is_new`) for every id of `previous` plus every id of `ids` not in it.
+
+    `ids` needs only `id_col` (duplicates and nulls are ignored); `previous` is (`id_col`, `idx_col`), as
+    written by the last run (`check_map` validates it). Old ids keep their index; new ids get
+    max(previous) + 1, + 2, … in a reproducible order.
+    """
+    distinct = ids.select(id_col).where(F.col(id_col).isNotNull()).distinct()
+    spark = ids.sparkSession
+    if previous is None:
+        previous = spark.createDataFrame([], f"`{id_col}` string, `{idx_col}` long")
+    old = previous.select(F.col(id_col), F.col(idx_col).cast("long").alias(idx_col))
+    new = distinct.join(old.select(id_col), on=id_col, how="left_anti")
+    base = old.agg(F.coalesce(F.max(idx_col) + 1, F.lit(0)).alias("_base"))
+
+    bucketed = new.withColumn("_bucket", F.pmod(F.xxhash64(F.col(id_col)), F.lit(BUCKETS)))
+    within = bucketed.withColumn(
+        "_rank", F.row_number().over(Window.partitionBy("_bucket").orderBy(F.col(id_col))) - 1
+    )
+    sizes = bucketed.groupBy("_bucket").agg(F.count(F.lit(1)).alias("_size"))
+    # At most BUCKETS rows: an unpartitioned window over them is cheap.
+    offsets = sizes.withColumn(
+        "_offset",
+        F.sum("_size").over(Window.orderBy("_bucket").rowsBetween(Window.unboundedPreceding, -1)),
+    ).select("_bucket", F.coalesce(F.col("_offset"), F.lit(0)).alias("_offset"))
+    numbered = (
+        within.join(F.broadcast(offsets), on="_bucket")
+        .crossJoin(F.broadcast(base))
+        .select(id_col, (F.col("_base") + F.col("_offset") + F.col("_rank")).cast("long").alias(idx_col))
+    )
+    return old.withColumn(IS_NEW, F.lit(False)).unionByName(numbered.withColumn(IS_NEW, F.lit(True)))

@@ -1,0 +1,371 @@
+"""One preprocessing run, end to end: inputs → clean → ids → split → outputs. Shared by the Glue entry
+script (`glue.job`) and the local runner (`recsys preprocess`), so both produce the same files.
+
+Nothing is written until the inputs are known to hold at least one usable interaction: an empty or
+all-invalid input fails with `EmptyInputError` and leaves no run folder behind.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from glue import outputs, storage
+from glue.dsstne_text import dsstne_lines
+from glue.features import (
+    CATEGORY,
+    CATEGORY_IDX,
+    FeatureLayout,
+    category_map,
+    fm_rows,
+    item_category_indices,
+    item_category_names,
+)
+from glue.fm_channel import ChannelSummary, partitions_for, write_channel
+from glue.indexing import IS_NEW, check_map, stable_index
+from glue.manifest import build_manifest
+from glue.readers import ATTRIBUTES, InputError, Inputs
+from glue.sampling import item_ranges, sample_negatives
+from glue.settings import PreprocessSettings
+from glue.transforms import (
+    EVENTS,
+    IN_CATALOG,
+    ITEM_IDX,
+    LABEL,
+    SPLIT,
+    TEST,
+    TRAIN,
+    USER_IDX,
+    collapse_pairs,
+    drop_exact_duplicates,
+    drop_incomplete,
+    empty_catalog,
+    items_with_placeholders,
+    latest_catalog,
+    normalise_catalog,
+    normalise_transactions,
+    popularity,
+    temporal_split,
+)
+from recsys import contracts
+from recsys.csv_contract import CATEGORIES, EVENT_TYPE, ITEM_ID, RATING, TIMESTAMP, TITLE, USER_ID
+
+PREVIOUS_AUTO = "auto"
+PREVIOUS_NONE = "none"
+
+
+class EmptyInputError(InputError):
+    """No usable interaction in the inputs: the run stops before writing anything."""
+
+
+class RunExistsError(ValueError):
+    """The run id names a completed run; runs are never overwritten."""
+
+
+@dataclass
+class RunResult:
+    """What a run wrote (its folder) and its two JSON documents."""
+
+    layout: outputs.RunLayout
+    manifest: dict[str, Any]
+    stats: dict[str, Any]
+
+
+@dataclass
+class _Clock:
+    """Seconds per stage, for stats.json."""
+
+    started: float = field(default_factory=time.perf_counter)
+    last: float = field(default_factory=time.perf_counter)
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.stages[name] = round(now - self.last, 3)
+        self.last = now
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
+
+
+def resolve_previous(out: str, previous: str) -> str | None:
+    """The root of the run whose maps this run extends: "auto" = the latest complete run under `out`."""
+    if previous == PREVIOUS_NONE:
+        return None
+    if previous == PREVIOUS_AUTO:
+        run_id = outputs.latest_run(out)
+        return outputs.RunLayout(out, run_id).root if run_id else None
+    return previous
+
+
+def _counts(row: Any) -> dict[str, int]:
+    return {key: int(value or 0) for key, value in row.asDict().items()}
+
+
+def _clean(inputs: Inputs, settings: PreprocessSettings) -> tuple[DataFrame, dict[str, int]]:
+    """Normalised, complete, de-duplicated transactions collapsed to pairs (persisted), and what it cost."""
+    raw = normalise_transactions(inputs.transactions)
+    missing = {c: F.col(c).isNull() for c in (USER_ID, ITEM_ID, TIMESTAMP)}
+    quality = _counts(
+        raw.agg(
+            F.count(F.lit(1)).alias("rows"),
+            *(F.sum(m.cast("long")).alias(f"missing_{c}") for c, m in missing.items()),
+            F.sum((missing[USER_ID] | missing[ITEM_ID] | missing[TIMESTAMP]).cast("long")).alias(
+                "incomplete"
+            ),
+            F.sum(F.col(RATING).isNull().cast("long")).alias("without_rating"),
+        ).first()
+    )
+    pairs = collapse_pairs(
+        drop_exact_duplicates(drop_incomplete(raw)), settings.positive_threshold, settings.positive_events
+    ).persist()
+    sizes = _counts(pairs.agg(F.count(F.lit(1)).alias("pairs"), F.sum(EVENTS).alias("events")).first())
+    if sizes["pairs"] == 0:
+        pairs.unpersist()
+        if quality["rows"] == 0:
+            raise EmptyInputError("the transactions are empty: no rows to preprocess, nothing was written")
+        raise EmptyInputError(
+            f"no usable transactions: all {quality['rows']} rows lack a user id, an item id or a valid "
+            f"timestamp (user {quality['missing_user_id']}, item {quality['missing_item_id']}, timestamp "
+            f"{quality['missing_timestamp']}); nothing was written"
+        )
+    quality["exact_duplicates"] = quality["rows"] - quality["incomplete"] - sizes["events"]
+    quality["events"] = sizes["events"]
+    quality["pairs"] = sizes["pairs"]
+    quality["repeat_events_collapsed"] = sizes["events"] - sizes["pairs"]
+    return pairs, quality
+
+
+def _item_map(items: DataFrame, previous: DataFrame | None) -> DataFrame:
+    """Stable item indices joined with this run's catalog view; items known only from the previous map keep
+    its title, categories and flag."""
+    ids = stable_index(
+        items.select(ITEM_ID),
+        previous.select(ITEM_ID, ITEM_IDX) if previous is not None else None,
+        ITEM_ID,
+        ITEM_IDX,
+    )
+    joined = ids.join(items, on=ITEM_ID, how="left")
+    kept = (TITLE, CATEGORIES, ATTRIBUTES, IN_CATALOG)
+    if previous is not None:
+        old = previous.select(ITEM_ID, *(F.col(c).alias(f"_old_{c}") for c in kept))
+        joined = joined.join(old, on=ITEM_ID, how="left").select(
+            ITEM_ID, ITEM_IDX, IS_NEW, *(F.coalesce(F.col(c), F.col(f"_old_{c}")).alias(c) for c in kept)
+        )
+    return joined.select(ITEM_IDX, ITEM_ID, TITLE, CATEGORIES, ATTRIBUTES, IN_CATALOG, IS_NEW)
+
+
+def _fm_channel(
+    interactions: DataFrame,
+    split: str,
+    ranges: DataFrame,
+    item_categories: DataFrame | None,
+    layout: FeatureLayout,
+    settings: PreprocessSettings,
+    uri: str,
+    rows_estimate: int,
+) -> ChannelSummary:
+    """The split's interactions (their labels) plus sampled negatives for its positives, as one channel."""
+    part = interactions.where(F.col(SPLIT) == split).select(USER_IDX, ITEM_IDX, LABEL)
+    positives = part.where(F.col(LABEL) == 1)
+    negatives = sample_negatives(
+        positives,
+        interactions.select(USER_IDX, ITEM_IDX),
+        ranges,
+        settings.negatives_per_positive,
+        settings.seed,
+        salt=split,
+    ).select(USER_IDX, ITEM_IDX, F.lit(0).alias(LABEL))
+    rows = fm_rows(part.unionByName(negatives), item_categories)
+    partitions = partitions_for(rows_estimate * (1 + settings.negatives_per_positive))
+    return write_channel(rows, uri, layout, settings.seed, partitions, settings.max_file_bytes)
+
+
+def run_preprocess(
+    spark: SparkSession,
+    inputs: Inputs,
+    out: str,
+    run_id: str,
+    settings: PreprocessSettings | None = None,
+    previous: str = PREVIOUS_AUTO,
+) -> RunResult:
+    """Run the whole job and write `<out>/runs/<run_id>/` (layout in `glue.outputs`).
+
+    `previous` is "auto", "none" or the root of an earlier run whose id maps are extended. Raises
+    `EmptyInputError` (nothing written) when no usable interaction remains, `RunExistsError` when the run
+    is already complete.
+    """
+    settings = settings or PreprocessSettings()
+    spark.conf.set("spark.sql.session.timeZone", "UTC")  # naive ISO times mean UTC, as in the validator
+    layout = outputs.RunLayout(out, run_id)
+    if outputs.is_complete(layout.root):
+        raise RunExistsError(f"run {run_id!r} is already complete at {layout.root}; choose another run id")
+    clock = _Clock()
+    previous_root = resolve_previous(out, previous)
+    maps = outputs.read_previous_maps(spark, previous_root) if previous_root else None
+    previous_sizes = {}
+    if maps is not None:
+        previous_sizes = {
+            "users": check_map(maps.users, USER_ID, USER_IDX),
+            "items": check_map(maps.items, ITEM_ID, ITEM_IDX),
+        }
+
+    pairs, quality = _clean(inputs, settings)
+    clock.lap("clean")
+    storage.delete_tree(layout.root)  # leftovers of a failed attempt of this run id
+    user_map, item_map = _maps(pairs, inputs, maps, layout)
+    clock.lap("index")
+
+    interactions = _interactions(pairs, user_map, item_map, settings, layout)
+    pairs.unpersist()
+    pop = outputs.write_parquet(popularity(interactions, item_map), layout.path(contracts.RUN_POPULARITY_DIR))
+    clock.lap("split")
+
+    item_categories = None
+    n_categories = 0
+    if settings.categories:
+        names = item_category_names(item_map)
+        old = maps.categories.select(CATEGORY, CATEGORY_IDX) if maps and maps.categories is not None else None
+        categories = outputs.write_parquet(
+            category_map(names, old).select(CATEGORY_IDX, CATEGORY, IS_NEW).orderBy(CATEGORY_IDX),
+            layout.path(contracts.RUN_CATEGORY_MAP_DIR),
+        )
+        n_categories = categories.count()
+        item_categories = item_category_indices(names, categories)
+    counts = _run_counts(interactions, user_map, item_map, pop)
+    for name, folder in ((TRAIN, contracts.RUN_TRAIN_DIR), (TEST, contracts.RUN_TEST_DIR)):
+        if counts[name] == 0:
+            _write_empty_split(interactions, layout, folder)
+    feature_layout = FeatureLayout(counts["users"], counts["items"], n_categories)
+    counts["categories"] = n_categories
+    clock.lap("features")
+
+    ranges = item_ranges(pop, settings.negative_exponent)
+    channels = {}
+    for name, folder in ((TRAIN, contracts.RUN_FM_TRAIN_DIR), (TEST, contracts.RUN_FM_TEST_DIR)):
+        channels[name] = _fm_channel(
+            interactions,
+            name,
+            ranges,
+            item_categories,
+            feature_layout,
+            settings,
+            layout.path(folder),
+            counts[name],
+        )
+    counts["fm_train_records"] = channels[TRAIN].records
+    counts["fm_test_records"] = channels[TEST].records
+    clock.lap("fm")
+
+    lines_in, lines_out = dsstne_lines(interactions, settings.dsstne_target, settings.dsstne_values)
+    outputs.write_lines(lines_in, layout.path(contracts.RUN_DSSTNE_INPUT_DIR))
+    outputs.write_lines(lines_out, layout.path(contracts.RUN_DSSTNE_OUTPUT_DIR))
+    clock.lap("dsstne")
+
+    negatives = {}
+    for name, channel in channels.items():
+        wanted = channel.positives * settings.negatives_per_positive
+        sampled = channel.records - counts[name]
+        negatives[name] = {
+            "positives": channel.positives,
+            "wanted": wanted,
+            "sampled": sampled,
+            "shortfall": wanted - sampled,
+        }
+    stats = {
+        "run_id": run_id,
+        "transactions": quality,
+        "previous_run": {"root": previous_root, **previous_sizes},
+        "counts": counts,
+        "negatives": negatives,
+        "fm_bytes": {name: channel.bytes for name, channel in channels.items()},
+        "seconds": {**clock.stages, "total": clock.total()},
+    }
+    manifest = build_manifest(layout, settings, feature_layout, counts, channels, inputs, previous_root)
+    outputs.write_json(layout.path(contracts.RUN_STATS_FILE), stats)
+    outputs.write_json(layout.manifest, manifest)  # last: its presence marks the run complete
+    outputs.write_json(layout.latest_pointer, {"run_id": run_id, "root": layout.root})
+    return RunResult(layout=layout, manifest=manifest, stats=stats)
+
+
+def _maps(
+    pairs: DataFrame, inputs: Inputs, maps: outputs.PreviousMaps | None, layout: outputs.RunLayout
+) -> tuple[DataFrame, DataFrame]:
+    """Write the user and item maps (stable indices; items with their catalog view) and read them back."""
+    old_users = maps.users.select(USER_ID, USER_IDX) if maps else None
+    user_map = outputs.write_parquet(
+        stable_index(pairs.select(USER_ID), old_users, USER_ID, USER_IDX)
+        .select(USER_IDX, USER_ID, IS_NEW)
+        .orderBy(USER_IDX),
+        layout.path(contracts.RUN_USER_MAP_DIR),
+    )
+    catalog = latest_catalog(normalise_catalog(inputs.catalog)) if inputs.catalog is not None else None
+    items = items_with_placeholders(catalog if catalog is not None else empty_catalog(pairs), pairs)
+    item_map = outputs.write_parquet(
+        _item_map(items, maps.items if maps else None).orderBy(ITEM_IDX),
+        layout.path(contracts.RUN_ITEM_MAP_DIR),
+    )
+    return user_map, item_map
+
+
+def _interactions(
+    pairs: DataFrame,
+    user_map: DataFrame,
+    item_map: DataFrame,
+    settings: PreprocessSettings,
+    layout: outputs.RunLayout,
+) -> DataFrame:
+    """Index and split the pairs; write them partitioned by split (train/ and test/ are the partitions)."""
+    indexed = pairs.join(user_map.select(USER_ID, USER_IDX), on=USER_ID).join(
+        item_map.select(ITEM_ID, ITEM_IDX), on=ITEM_ID
+    )
+    columns = (USER_IDX, ITEM_IDX, USER_ID, ITEM_ID, TIMESTAMP, RATING, EVENT_TYPE, EVENTS, LABEL, SPLIT)
+    split = temporal_split(indexed, settings.test_ratio, settings.min_history).select(*columns)
+    uri = layout.path(contracts.RUN_INTERACTIONS_DIR)
+    split.write.mode("overwrite").partitionBy(SPLIT).parquet(uri)
+    return pairs.sparkSession.read.parquet(uri)
+
+
+def _write_empty_split(interactions: DataFrame, layout: outputs.RunLayout, folder: str) -> None:
+    """Spark writes no folder for a split without rows; readers of train/ and test/ get an empty table."""
+    empty = interactions.sparkSession.createDataFrame([], interactions.drop(SPLIT).schema)
+    empty.write.mode("overwrite").parquet(layout.path(folder))
+
+
+def _run_counts(
+    interactions: DataFrame, user_map: DataFrame, item_map: DataFrame, pop: DataFrame
+) -> dict[str, int]:
+    """Sizes for the manifest: split sizes, ids (new ones too), items without a catalog row."""
+    counts = _counts(
+        interactions.agg(
+            F.count(F.lit(1)).alias("interactions"),
+            F.sum((F.col(SPLIT) == TRAIN).cast("long")).alias(TRAIN),
+            F.sum((F.col(SPLIT) == TEST).cast("long")).alias(TEST),
+            F.countDistinct(F.when(F.col(SPLIT) == TEST, F.col(USER_IDX))).alias("test_users"),
+            F.sum(LABEL).alias("positives"),
+        ).first()
+    )
+    counts |= _counts(
+        user_map.agg(
+            F.count(F.lit(1)).alias("users"), F.sum(F.col(IS_NEW).cast("long")).alias("new_users")
+        ).first()
+    )
+    not_in_catalog = ~F.col(IN_CATALOG)
+    counts |= _counts(
+        item_map.join(pop.select(ITEM_IDX, "count"), on=ITEM_IDX)
+        .agg(
+            F.count(F.lit(1)).alias("items"),
+            F.sum(F.col(IS_NEW).cast("long")).alias("new_items"),
+            F.sum(F.col(IN_CATALOG).cast("long")).alias("catalog_items"),
+            F.sum(not_in_catalog.cast("long")).alias("items_without_catalog_row"),
+            F.sum((not_in_catalog & (F.col("count") > 0)).cast("long")).alias(
+                "unknown_items_with_interactions"
+            ),
+        )
+        .first()
+    )
+    return counts

@@ -1,0 +1,97 @@
+"""The few file operations Spark's writers do not cover: small JSON files, binary shards, clean-up.
+
+Paths are local (the local runner, tests) or `s3://bucket/key` (Glue). Spark writes Parquet and text
+itself; this module writes what it cannot (recordIO shards from executors, manifest.json from the driver).
+S3 goes through boto3, imported only when an `s3://` URI is used: Glue provides it, and the local runner
+never needs it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+S3_SCHEME = "s3://"
+FILE_SCHEME = "file://"
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith(S3_SCHEME)
+
+
+def join(base: str, *parts: str) -> str:
+    """`base/part/…` with exactly one slash between parts (a trailing slash on a part is kept)."""
+    out = base.rstrip("/")
+    for part in parts:
+        out += "/" + part.strip("/")
+    return out + ("/" if parts and parts[-1].endswith("/") else "")
+
+
+def local_path(uri: str) -> Path:
+    return Path(uri[len(FILE_SCHEME) :] if uri.startswith(FILE_SCHEME) else uri)
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri[len(S3_SCHEME) :].partition("/")
+    return bucket, key
+
+
+def _client() -> Any:
+    import boto3  # type: ignore[import-untyped]  # Glue provides it; only S3 URIs get here
+
+    return boto3.client("s3")
+
+
+def read_text(uri: str) -> str | None:
+    """The UTF-8 text at `uri`, or None when there is no such file."""
+    if not is_s3(uri):
+        path = local_path(uri)
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+    bucket, key = _split(uri)
+    client = _client()
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except client.exceptions.NoSuchKey:
+        return None
+    return str(body.decode("utf-8"))
+
+
+def write_text(uri: str, text: str) -> None:
+    if not is_s3(uri):
+        path = local_path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)  # readers never see half a manifest
+        return
+    bucket, key = _split(uri)
+    _client().put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType="application/json")
+
+
+def put_file(source: Path, uri: str) -> None:
+    """Copy a finished local file to `uri` (an upload on S3)."""
+    if not is_s3(uri):
+        target = local_path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return
+    bucket, key = _split(uri)
+    _client().upload_file(str(source), bucket, key)
+
+
+def delete_tree(uri: str) -> None:
+    """Remove everything under `uri` (a folder, or a key prefix on S3); nothing there is fine."""
+    if not is_s3(uri):
+        path = local_path(uri)
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        return
+    bucket, prefix = _split(uri.rstrip("/") + "/")
+    client = _client()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})

@@ -1,0 +1,206 @@
+"""Pure DataFrame → DataFrame steps of the preprocessing job: clean, collapse, label, split, count.
+
+Each function takes and returns DataFrames (no reads, no writes, no actions), so it runs the same on a
+laptop's local SparkSession and on Glue workers, and a test can feed it a ten-row DataFrame.
+
+Order in a run: `normalise_transactions` → `drop_incomplete` → `drop_exact_duplicates` →
+`collapse_pairs` (one interaction per user–item pair, the latest rating, the implicit label) → ids
+(`glue.indexing`) → `temporal_split` → `popularity`; the catalog goes `normalise_catalog` →
+`latest_catalog` → `items_with_placeholders`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import NumericType, StringType, TimestampType
+
+from glue.readers import ARRIVAL_ORDER, ATTRIBUTES, DATE_PARTITION, LINE, SOURCE_KEY
+from recsys.csv_contract import CATEGORIES, EVENT_TYPE, ITEM_ID, RATING, TIMESTAMP, TITLE, USER_ID
+
+# Epoch seconds kept: 1970-01-01 up to 2100-01-01, the range the CSV validator accepts.
+MIN_EPOCH = 0
+MAX_EPOCH = 4_102_444_800
+PLACEHOLDER_TITLE = "(unknown item)"  # title of an item with interactions but no catalog row
+
+USER_IDX = "user_idx"
+ITEM_IDX = "item_idx"
+LABEL = "label"
+EVENTS = "events"
+SPLIT = "split"
+TRAIN, TEST = "train", "test"
+IN_CATALOG = "in_catalog"
+REQUIRED = (USER_ID, ITEM_ID, TIMESTAMP)
+CONTENT = (USER_ID, ITEM_ID, TIMESTAMP, RATING, EVENT_TYPE)  # what makes two events the same event
+
+
+def _clean_string(column: Column) -> Column:
+    """Trimmed text; an empty or blank value is missing (null)."""
+    trimmed = F.trim(column.cast(StringType()))
+    return F.when(trimmed == "", None).otherwise(trimmed)
+
+
+def _try_cast(name: str, sql_type: str) -> Column:
+    """CAST that gives null for bad text even with ANSI mode on (Glue's Spark may enable it)."""
+    return F.expr(f"try_cast(`{name}` AS {sql_type})")
+
+
+def _epoch_seconds(df: DataFrame) -> Column:
+    """Epoch seconds from a number, an epoch string or an ISO-8601 string (naive = session time, UTC)."""
+    dtype = df.schema[TIMESTAMP].dataType
+    if isinstance(dtype, NumericType):
+        seconds = F.floor(F.col(TIMESTAMP).cast("double"))
+    elif isinstance(dtype, TimestampType):
+        seconds = F.col(TIMESTAMP).cast("long")
+    else:
+        text = F.trim(F.col(TIMESTAMP).cast(StringType()))
+        epoch = F.floor(_try_cast(TIMESTAMP, "DOUBLE"))
+        iso = F.try_to_timestamp(text).cast("long")
+        seconds = F.when(text.rlike(r"^[+-]?\d+(\.\d+)?$"), epoch).otherwise(iso)
+    seconds = seconds.cast("long")
+    return F.when((seconds >= MIN_EPOCH) & (seconds < MAX_EPOCH), seconds)
+
+
+def normalise_transactions(df: DataFrame) -> DataFrame:
+    """Typed columns: ids trimmed (blank = null), epoch-second timestamps, float ratings (NaN = null),
+    lower-case event types. Values that do not parse become null; `drop_incomplete` then drops the rows
+    missing a required one."""
+    rating = _try_cast(RATING, "DOUBLE") if RATING in df.columns else F.lit(None).cast("double")
+    return df.select(
+        _clean_string(F.col(USER_ID)).alias(USER_ID),
+        _clean_string(F.col(ITEM_ID)).alias(ITEM_ID),
+        _epoch_seconds(df).alias(TIMESTAMP),
+        F.when(F.isnan(rating), None).otherwise(rating).alias(RATING),
+        F.lower(_clean_string(F.col(EVENT_TYPE))).alias(EVENT_TYPE),
+        F.col(DATE_PARTITION).cast("string").alias(DATE_PARTITION),
+        F.col(SOURCE_KEY).cast("string").alias(SOURCE_KEY),
+        F.col(LINE).cast("long").alias(LINE),
+    )
+
+
+def drop_incomplete(df: DataFrame) -> DataFrame:
+    """Rows with a user, an item and a timestamp (a rating and an event type are optional)."""
+    return df.dropna(how="any", subset=list(REQUIRED))
+
+
+def drop_exact_duplicates(df: DataFrame) -> DataFrame:
+    """One row per distinct event: the same upload twice, or a line repeated, counts once."""
+    return df.dropDuplicates(list(CONTENT))
+
+
+def _arrival(*first: str) -> Column:
+    """A sort key: the given columns, then arrival order (ingest date, source, line); nulls sort low."""
+    return F.struct(*(F.col(c) for c in (*first, *ARRIVAL_ORDER)))
+
+
+def collapse_pairs(df: DataFrame, positive_threshold: float, positive_events: Sequence[str]) -> DataFrame:
+    """One interaction per user–item pair: the latest event time, the latest rating, the implicit label.
+
+    Label rule: with a rating, positive iff the latest rating >= `positive_threshold`; without any, positive
+    iff one of the pair's events has no type or a type in `positive_events` (a purchase, a view). A plain
+    aggregate by pair: no per-user lists, so a user with a million events costs what a million users do.
+    """
+    positive_event = F.col(EVENT_TYPE).isNull() | F.col(EVENT_TYPE).isin(list(positive_events))
+    latest_rated = F.when(F.col(RATING).isNotNull(), _arrival(TIMESTAMP))
+    collapsed = df.groupBy(USER_ID, ITEM_ID).agg(
+        F.max(TIMESTAMP).alias(TIMESTAMP),
+        F.max_by(RATING, latest_rated).alias(RATING),
+        F.max_by(EVENT_TYPE, _arrival(TIMESTAMP)).alias(EVENT_TYPE),
+        F.count(F.lit(1)).alias(EVENTS),
+        F.max(F.when(F.col(RATING).isNull(), positive_event.cast("int"))).alias("_event_positive"),
+    )
+    label = F.when(F.col(RATING).isNotNull(), (F.col(RATING) >= positive_threshold).cast("int")).otherwise(
+        F.coalesce(F.col("_event_positive"), F.lit(0))
+    )
+    return collapsed.withColumn(LABEL, label).drop("_event_positive")
+
+
+# ------------------------------------------------------------------------------------------- catalog
+
+
+def normalise_catalog(df: DataFrame) -> DataFrame:
+    """Typed catalog columns; rows without an item id are dropped (nothing could refer to them)."""
+    out = df.select(
+        _clean_string(F.col(ITEM_ID)).alias(ITEM_ID),
+        F.col(TITLE).cast("string").alias(TITLE),
+        F.col(CATEGORIES).cast("string").alias(CATEGORIES),
+        F.coalesce(F.col(ATTRIBUTES).cast("string"), F.lit("{}")).alias(ATTRIBUTES),
+        F.col(DATE_PARTITION).cast("string").alias(DATE_PARTITION),
+        F.col(SOURCE_KEY).cast("string").alias(SOURCE_KEY),
+        F.col(LINE).cast("long").alias(LINE),
+    )
+    return out.where(F.col(ITEM_ID).isNotNull())
+
+
+def latest_catalog(df: DataFrame) -> DataFrame:
+    """One row per item: the one that arrived last (ingest date, then source key, then line)."""
+    order = [F.col(c).desc_nulls_last() for c in ARRIVAL_ORDER]
+    ranked = df.withColumn("_rank", F.row_number().over(Window.partitionBy(ITEM_ID).orderBy(*order)))
+    return ranked.where(F.col("_rank") == 1).select(ITEM_ID, TITLE, CATEGORIES, ATTRIBUTES)
+
+
+def empty_catalog(df: DataFrame) -> DataFrame:
+    """A catalog with no rows, for runs given no catalog file (every item then gets a placeholder)."""
+    return df.sparkSession.createDataFrame(
+        [], f"{ITEM_ID} string, {TITLE} string, {CATEGORIES} string, {ATTRIBUTES} string"
+    )
+
+
+def items_with_placeholders(catalog: DataFrame, interactions: DataFrame) -> DataFrame:
+    """Every catalog item plus every item with interactions; the latter without a catalog row are kept,
+    flagged `in_catalog = false`, with the placeholder title and no categories."""
+    seen = interactions.select(ITEM_ID).distinct().withColumn("_seen", F.lit(True))
+    known = catalog.withColumn(IN_CATALOG, F.lit(True))
+    joined = known.join(seen, on=ITEM_ID, how="full_outer")
+    in_catalog = F.coalesce(F.col(IN_CATALOG), F.lit(False))
+    return joined.select(
+        ITEM_ID,
+        F.when(in_catalog, F.coalesce(F.col(TITLE), F.lit("")))
+        .otherwise(F.lit(PLACEHOLDER_TITLE))
+        .alias(TITLE),
+        F.coalesce(F.col(CATEGORIES), F.lit("")).alias(CATEGORIES),
+        F.coalesce(F.col(ATTRIBUTES), F.lit("{}")).alias(ATTRIBUTES),
+        in_catalog.alias(IN_CATALOG),
+    )
+
+
+# ------------------------------------------------------------------------------------- split, counts
+
+
+def temporal_split(df: DataFrame, test_ratio: float, min_history: int = 2) -> DataFrame:
+    """Add `split`: each user's newest interactions are "test", the rest "train".
+
+    Same rule as `recsys.splits.temporal_split`, so local evaluation and the pipeline agree: a user with n
+    interactions gives round-half-up(n * test_ratio) to test, ties on time broken by item index (larger =
+    newer); a user stays wholly in train when that leaves no train or no test interaction, or when n <
+    `min_history`. Needs `user_idx`, `item_idx`, `timestamp`; one row per pair bounds each window.
+    """
+    by_user = Window.partitionBy(USER_IDX)
+    ordered = by_user.orderBy(F.col(TIMESTAMP).asc(), F.col(ITEM_IDX).asc())
+    n = F.count(F.lit(1)).over(by_user)
+    n_test = F.floor(n.cast("double") * F.lit(float(test_ratio)) + F.lit(0.5)).cast("long")
+    held = F.when((n_test < 1) | (n - n_test < 1) | (n < min_history), F.lit(0)).otherwise(n_test)
+    rank = F.row_number().over(ordered)
+    return df.withColumn(SPLIT, F.when(rank > n - held, F.lit(TEST)).otherwise(F.lit(TRAIN)))
+
+
+def popularity(interactions: DataFrame, items: DataFrame) -> DataFrame:
+    """Per item (all of `items`, zeros included): interactions and positives, overall and in train.
+
+    `train_count` weighs negative sampling and is what a popularity model fitted on train would rank by;
+    `count` (one per user, as pairs are unique) serves the cold-user fallback.
+    """
+    is_train = F.col(SPLIT) == TRAIN
+    counts = interactions.groupBy(ITEM_IDX).agg(
+        F.count(F.lit(1)).alias("count"),
+        F.sum(LABEL).alias("positives"),
+        F.sum(is_train.cast("long")).alias("train_count"),
+        F.sum(F.when(is_train, F.col(LABEL)).otherwise(0)).alias("train_positives"),
+    )
+    columns = ("count", "positives", "train_count", "train_positives")
+    joined = items.select(ITEM_IDX, ITEM_ID).join(counts, on=ITEM_IDX, how="left")
+    return joined.select(
+        ITEM_IDX, ITEM_ID, *(F.coalesce(F.col(c), F.lit(0)).cast("long").alias(c) for c in columns)
+    )

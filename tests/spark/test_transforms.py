@@ -1,0 +1,339 @@
+"""The pure DataFrame steps on DataFrames small enough to check by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from glue.features import (
+    CATEGORY,
+    CATEGORY_IDX,
+    CATEGORY_IDXS,
+    category_map,
+    fm_rows,
+    item_category_indices,
+    item_category_names,
+)
+from glue.indexing import IndexMapError, check_map, stable_index
+from glue.sampling import item_ranges, sample_negatives
+from glue.transforms import (
+    PLACEHOLDER_TITLE,
+    collapse_pairs,
+    drop_exact_duplicates,
+    drop_incomplete,
+    items_with_placeholders,
+    latest_catalog,
+    normalise_catalog,
+    normalise_transactions,
+    popularity,
+    temporal_split,
+)
+from recsys.interactions import Interactions
+from recsys.splits import temporal_split as numpy_temporal_split
+from tests.spark.helpers import CAT_SCHEMA, TX_SCHEMA, catalog, tx
+
+EVENTS = ("purchase", "view")
+
+
+def test_normalise_types_and_drop_rows_missing_a_required_value(spark) -> None:
+    raw = spark.createDataFrame(
+        [
+            (" u1 ", "i1", "1537799250", "4.5", " VIEW ", None, "a.csv", 1),
+            ("u2", "i2", "2018-09-24T14:27:30Z", "", "", None, "a.csv", 2),
+            ("u3", "i3", "2018-09-24 14:27:30", "NaN", None, None, "a.csv", 3),
+            ("u4", "i4", "1537799250.9", "x", None, None, "a.csv", 4),
+            ("", "i5", "1", "1", None, None, "a.csv", 5),  # blank user
+            ("u6", None, "1", "1", None, None, "a.csv", 6),  # no item
+            ("u7", "i7", "yesterday", "1", None, None, "a.csv", 7),  # not a timestamp
+            ("u8", "i8", "99999999999", "1", None, None, "a.csv", 8),  # beyond 2100
+            ("u9", "i9", None, "1", None, None, "a.csv", 9),
+        ],
+        "user_id string, item_id string, timestamp string, rating string, event_type string, "
+        "ingest_date string, source_key string, line long",
+    )
+    clean = normalise_transactions(raw)
+    rows = {r.line: r for r in clean.collect()}
+    assert rows[1].user_id == "u1"
+    assert rows[1].timestamp == 1537799250
+    assert rows[1].rating == 4.5
+    assert rows[1].event_type == "view"
+    assert rows[2].timestamp == 1537799250
+    assert rows[2].rating is None
+    assert rows[2].event_type is None
+    assert rows[3].timestamp == 1537799250  # naive ISO-8601 means UTC
+    assert rows[3].rating is None  # NaN is no rating
+    assert rows[4].timestamp == 1537799250  # a fractional epoch is floored
+    assert rows[4].rating is None
+    assert rows[5].user_id is None
+    assert rows[6].item_id is None
+    assert rows[7].timestamp is None
+    assert rows[8].timestamp is None
+    assert rows[9].timestamp is None
+    assert sorted(r.line for r in drop_incomplete(clean).collect()) == [1, 2, 3, 4]
+
+
+def test_numeric_parquet_columns_are_kept(spark) -> None:
+    clean = normalise_transactions(tx(spark, [("u", "i", 1_000_000, 3.0, "Purchase")])).first()
+    assert (clean.timestamp, clean.rating, clean.event_type) == (1_000_000, 3.0, "purchase")
+
+
+def test_exact_duplicates_go_whatever_file_they_came_from(spark) -> None:
+    rows = [("u", "i", 10, 4.0), ("u", "i", 10, 4.0), ("u", "i", 10, 5.0), ("u", "i", 11, 4.0)]
+    df = normalise_transactions(tx(spark, rows)).withColumn("source_key", F.monotonically_increasing_id())
+    assert drop_exact_duplicates(df).count() == 3
+
+
+def test_collapse_keeps_the_latest_rating_and_labels_each_pair(spark) -> None:
+    rows = [
+        ("u", "a", 10, 5.0),  # rated 5, later 2: the later rating wins
+        ("u", "a", 20, 2.0),
+        ("u", "b", 10, 4.0),  # rated, then viewed without a rating: the rating stays
+        ("u", "b", 30, None, "view"),
+        ("u", "c", 10, None, "purchase"),
+        ("u", "d", 10, None, "click"),  # an event outside the positive list, no rating
+        ("u", "e", 10, None),  # no type, no rating: an implicit positive
+        ("u", "f", 10, 3.0),
+        ("u", "f", 10, 4.0),  # same second: the row that arrived later wins
+    ]
+    pairs = collapse_pairs(normalise_transactions(tx(spark, rows)), 4.0, EVENTS)
+    got = {r.item_id: r for r in pairs.collect()}
+    assert (got["a"].rating, got["a"].timestamp, got["a"].label, got["a"].events) == (2.0, 20, 0, 2)
+    assert (got["b"].rating, got["b"].timestamp, got["b"].event_type, got["b"].label) == (4.0, 30, "view", 1)
+    assert (got["c"].label, got["d"].label, got["e"].label) == (1, 0, 1)
+    assert (got["f"].rating, got["f"].label) == (4.0, 1)
+
+
+def test_latest_catalog_row_wins_and_unknown_items_get_a_placeholder(spark) -> None:
+    rows = [
+        ("i1", "Old", "A", "{}", "2024-01-01", "catalog/a.csv", 2),
+        ("i1", "New", "A|B", "{}", "2024-02-01", "catalog/a.csv", 2),
+        ("i2", None, None, None, "2024-01-01", "catalog/a.csv", 3),
+        (None, "no id", "A", "{}", "2024-01-01", "catalog/a.csv", 4),
+    ]
+    cat = latest_catalog(normalise_catalog(spark.createDataFrame(rows, CAT_SCHEMA)))
+    pairs = collapse_pairs(
+        normalise_transactions(tx(spark, [("u", "i1", 1, 5.0), ("u", "zz", 2, 5.0)])), 4.0, EVENTS
+    )
+    items = {r.item_id: r for r in items_with_placeholders(cat, pairs).collect()}
+    assert set(items) == {"i1", "i2", "zz"}
+    assert (items["i1"].title, items["i1"].categories, items["i1"].in_catalog) == ("New", "A|B", True)
+    assert (items["i2"].title, items["i2"].in_catalog) == ("", True)  # in the catalog, without a title
+    assert (items["zz"].title, items["zz"].categories, items["zz"].in_catalog) == (
+        PLACEHOLDER_TITLE,
+        "",
+        False,
+    )
+
+
+# ------------------------------------------------------------------------------------------- indices
+
+
+def _map(df) -> dict[str, int]:
+    return {r[0]: r[1] for r in df.collect()}
+
+
+def test_indices_are_contiguous_and_reproducible(spark) -> None:
+    ids = spark.createDataFrame([(f"user{n % 37}",) for n in range(100)] + [(None,)], "id string")
+    first = stable_index(ids, None, "id", "idx")
+    mapping = _map(first.select("id", "idx"))
+    assert sorted(mapping.values()) == list(range(37))
+    again = stable_index(ids.repartition(5), None, "id", "idx")  # other partitioning, same numbers
+    assert _map(again.select("id", "idx")) == mapping
+    assert all(r.is_new for r in first.collect())
+
+
+def test_a_second_run_appends_new_ids_and_keeps_old_ones(spark) -> None:
+    previous = spark.createDataFrame([("a", 0), ("b", 1), ("gone", 2)], "id string, idx long")
+    ids = spark.createDataFrame([("b",), ("a",), ("new2",), ("new1",), ("new3",)], "id string")
+    result = {r.id: (r.idx, r.is_new) for r in stable_index(ids, previous, "id", "idx").collect()}
+    assert result["a"] == (0, False)
+    assert result["b"] == (1, False)
+    assert result["gone"] == (2, False)
+    assert sorted(result[k][0] for k in ("new1", "new2", "new3")) == [3, 4, 5]
+    assert all(result[k][1] for k in ("new1", "new2", "new3"))
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([("a", 0), ("b", 2)], "not contiguous"),
+        ([("a", 0), ("a", 1)], "repeats"),
+        ([("a", 0), ("b", 0)], "repeats"),
+        ([("a", 1)], "not contiguous"),
+    ],
+)
+def test_a_broken_previous_map_is_refused(spark, rows, message) -> None:
+    with pytest.raises(IndexMapError, match=message):
+        check_map(spark.createDataFrame(rows, "id string, idx long"), "id", "idx")
+
+
+# -------------------------------------------------------------------------------------------- split
+
+
+def _indexed(spark, counts: dict[int, int]):
+    rows = [(u, i, 1000 + i, 1) for u, n in counts.items() for i in range(n)]
+    return spark.createDataFrame(rows, "user_idx long, item_idx long, timestamp long, label int")
+
+
+def test_split_holds_out_the_newest_fifth_and_keeps_short_histories_in_train(spark) -> None:
+    split = temporal_split(_indexed(spark, {0: 10, 1: 1, 2: 2, 3: 3, 4: 5}), 0.2)
+    test = {(r.user_idx, r.item_idx) for r in split.where("split = 'test'").collect()}
+    assert test == {(0, 8), (0, 9), (3, 2), (4, 4)}  # newest of each; users 1 and 2 stay in train
+    stricter = temporal_split(_indexed(spark, {0: 10, 3: 3}), 0.2, min_history=4)
+    assert {r.user_idx for r in stricter.where("split = 'test'").collect()} == {0}
+
+
+def test_split_agrees_with_recsys_temporal_split(spark) -> None:
+    rng = np.random.default_rng(7)
+    n = 3000
+    users = rng.integers(0, 60, n)
+    items = rng.integers(0, 400, n)
+    keys = np.unique(np.stack([users, items], axis=1), axis=0)  # one row per pair, as after the collapse
+    times = rng.integers(0, 50, len(keys))  # many ties: the item index breaks them
+    data = Interactions(
+        user=keys[:, 0].astype(np.int32),
+        item=keys[:, 1].astype(np.int32),
+        timestamp=times.astype(np.int64),
+        rating=np.full(len(keys), np.nan, dtype=np.float32),
+        user_ids=np.array([str(u) for u in range(60)], dtype=object),
+        item_ids=np.array([str(i) for i in range(400)], dtype=object),
+    )
+    _, expected = numpy_temporal_split(data, 0.2)
+    rows = [(int(u), int(i), int(t)) for (u, i), t in zip(keys, times, strict=True)]
+    df = spark.createDataFrame(rows, "user_idx long, item_idx long, timestamp long")
+    got = {(r.user_idx, r.item_idx) for r in temporal_split(df, 0.2).where("split = 'test'").collect()}
+    assert got == set(zip(expected.user.tolist(), expected.item.tolist(), strict=True))
+
+
+def test_popularity_counts_every_item(spark) -> None:
+    interactions = spark.createDataFrame(
+        [(0, 0, 1, "train"), (1, 0, 0, "train"), (2, 0, 1, "test"), (0, 1, 1, "test")],
+        "user_idx long, item_idx long, label int, split string",
+    )
+    items = spark.createDataFrame([(0, "a"), (1, "b"), (2, "c")], "item_idx long, item_id string")
+    got = {r.item_id: r for r in popularity(interactions, items).collect()}
+    assert (got["a"]["count"], got["a"].positives, got["a"].train_count, got["a"].train_positives) == (
+        3,
+        2,
+        2,
+        1,
+    )
+    assert (got["b"]["count"], got["b"].train_count) == (1, 0)
+    assert (got["c"]["count"], got["c"].positives) == (0, 0)
+
+
+# ----------------------------------------------------------------------------------------- negatives
+
+
+def _sampling_inputs(spark):
+    rng = np.random.default_rng(3)
+    n_users, n_items = 40, 60
+    pairs = {
+        (int(u), int(i))
+        for u, i in zip(rng.integers(0, n_users, 900), rng.zipf(1.6, 900) % n_items, strict=True)
+    }
+    interacted = spark.createDataFrame(sorted(pairs), "user_idx long, item_idx long")
+    counts = interacted.groupBy("item_idx").agg(F.count(F.lit(1)).alias("train_count"))
+    catalog = spark.range(n_items + 5).withColumnRenamed("id", "item_idx")  # 5+ items nobody touched
+    pop = catalog.join(counts, "item_idx", "left").fillna(0, ["train_count"])
+    return interacted, pop, pairs
+
+
+def test_negatives_are_never_a_users_own_item_and_are_seeded(spark) -> None:
+    interacted, pop, pairs = _sampling_inputs(spark)
+    ranges = item_ranges(pop, 0.75).cache()
+    negatives = sample_negatives(interacted, interacted, ranges, 4, seed=11, salt="train").cache()
+    rows = [(r.user_idx, r.item_idx, r.positive_item_idx) for r in negatives.collect()]
+    assert rows, "some negatives are drawn"
+    assert not {(u, i) for u, i, _ in rows} & pairs  # never an item the user touched
+    popular = {r.item_idx for r in pop.where("train_count > 0").collect()}
+    assert {i for _, i, _ in rows} <= popular  # weight 0: never drawn
+    per_positive = negatives.groupBy("user_idx", "positive_item_idx").count().collect()
+    assert max(r["count"] for r in per_positive) <= 4
+    assert len(rows) >= 0.9 * 4 * len(pairs)  # the oversampling covers nearly every positive
+
+    again = sample_negatives(interacted.repartition(3), interacted, ranges, 4, seed=11, salt="train")
+    assert sorted(rows) == sorted((r.user_idx, r.item_idx, r.positive_item_idx) for r in again.collect())
+    other = sample_negatives(interacted, interacted, ranges, 4, seed=12, salt="train")
+    assert sorted(rows) != sorted((r.user_idx, r.item_idx, r.positive_item_idx) for r in other.collect())
+
+
+def test_negatives_follow_smoothed_popularity(spark) -> None:
+    positives = spark.createDataFrame([(u, 10_000 + u) for u in range(3000)], "user_idx long, item_idx long")
+    pop = spark.createDataFrame([(0, 1), (1, 16), (2, 81)], "item_idx long, train_count long")
+    negatives = sample_negatives(positives, positives, item_ranges(pop, 0.75), 1, seed=5, salt="s")
+    drawn = dict(negatives.groupBy("item_idx").count().collect())
+    weights = np.array([1.0, 16**0.75, 81**0.75])
+    expected = weights / weights.sum() * 3000
+    for item, want in enumerate(expected):
+        assert abs(drawn[item] - want) < 5 * math.sqrt(want)
+
+
+def test_no_negatives_requested_gives_none(spark) -> None:
+    interacted, pop, _ = _sampling_inputs(spark)
+    assert sample_negatives(interacted, interacted, item_ranges(pop, 0.75), 0, 1, "x").count() == 0
+
+
+# -------------------------------------------------------------------------------------------- features
+
+
+def test_categories_are_split_trimmed_and_indexed(spark) -> None:
+    items = spark.createDataFrame(
+        [(0, "Drama| Comedy"), (1, "(no genres listed)"), (2, ""), (3, None), (4, "Comedy|Comedy")],
+        "item_idx long, categories string",
+    )
+    names = item_category_names(items)
+    assert sorted((r.item_idx, r.category) for r in names.collect()) == [
+        (0, "Comedy"),
+        (0, "Drama"),
+        (4, "Comedy"),
+    ]
+    cmap = category_map(names, None).cache()
+    index = {r.category: r.category_idx for r in cmap.collect()}
+    assert sorted(index.values()) == [0, 1]
+    indices = item_category_indices(names, cmap).cache()
+    per_item = {r.item_idx: r.category_idxs for r in indices.collect()}
+    assert per_item == {0: sorted(index.values()), 4: [index["Comedy"]]}
+
+    previous = cmap.select(CATEGORY, CATEGORY_IDX)
+    more = spark.createDataFrame([(5, "Horror")], "item_idx long, category string")
+    extended = {r.category: r.category_idx for r in category_map(names.unionByName(more), previous).collect()}
+    assert extended == {**index, "Horror": 2}
+
+    rows = spark.createDataFrame([(7, 0, 1), (7, 2, 0)], "user_idx long, item_idx long, label int")
+    got = {r.item_idx: (r.label, r[CATEGORY_IDXS]) for r in fm_rows(rows, indices).collect()}
+    assert got == {0: (1.0, sorted(index.values())), 2: (0.0, [])}
+
+
+def test_tx_schema_is_what_the_readers_deliver() -> None:
+    from glue.readers import CATALOG_COLUMNS, TRANSACTION_COLUMNS
+
+    assert [c.split()[0] for c in TX_SCHEMA.split(", ")] == list(TRANSACTION_COLUMNS)
+    assert [c.split()[0] for c in CAT_SCHEMA.split(", ")] == list(CATALOG_COLUMNS)
+
+
+def test_catalog_helper(spark) -> None:
+    assert catalog(spark, [("i", "t", "c")]).count() == 1
+
+
+def test_dsstne_lines_escape_ids_and_can_keep_values(spark) -> None:
+    from glue.dsstne_text import decode_name, dsstne_lines
+    from glue.settings import DsstneTarget
+
+    rows = [("a,b:c\td", "x y", 1, 1, 4.5, 1, "train"), ("a,b:c\td", "p%q+", 1, 2, None, 0, "train")]
+    rows += [("solo", "x y", 3, 1, 2.0, 0, "train"), ("solo", "z", 3, 3, 5.0, 1, "test")]
+    df = spark.createDataFrame(
+        rows,
+        "user_id string, item_id string, user_idx long, item_idx long, rating double, label int, "
+        "split string",
+    ).withColumn("timestamp", F.col("item_idx"))
+    lines_in, lines_out = dsstne_lines(df, DsstneTarget.POSITIVE, values=True)
+    got_in = sorted(r.value for r in lines_in.collect())
+    assert got_in == ["a%2Cb%3Ac%09d\tx+y,4.5:p%25q%2B", "solo\tx+y,2.0"]
+    assert sorted(r.value for r in lines_out.collect()) == ["a%2Cb%3Ac%09d\tx+y,4.5", "solo\t"]
+    assert decode_name("a%2Cb%3Ac%09d") == "a,b:c\td"
+    assert decode_name("p%25q%2B") == "p%q+"
+    assert decode_name("x+y") == "x y"
