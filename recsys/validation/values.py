@@ -166,6 +166,12 @@ def epoch_seconds(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Whole epoch seconds (int64, floored) for validated timestamp strings."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
+    try:  # the common case, whole epoch seconds: one cast
+        whole = pc.cast(values, pa.int64())
+        if not whole.null_count:
+            return np.asarray(whole.to_numpy(zero_copy_only=False), dtype=np.int64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     out = np.empty(len(values), dtype=np.int64)
     done = np.zeros(len(values), dtype=bool)
     for pattern, target in (

@@ -1,0 +1,166 @@
+"""Ingest handler cost against the bare validator, and the ingest Lambda's cold-start import time.
+
+1. A 1M-row transactions CSV (the first million rows of the ML-20M-shaped synth file, made with
+   `recsys synth` when missing) is uploaded to an embedded AWS (moto server on 127.0.0.1, its own process).
+   In a fresh process: `recsys.ingest.process_object` on it (stream from S3, validate, write curated
+   Parquet by multipart upload, manifest item); in another: the bare validator on the same file from
+   disk. Wall time, rows/s, peak RSS, and the overhead ratio (goal ≤ 1.5×).
+2. Cold start: `import lambdas.ingest.handler` in fresh interpreters (median of 7; goal < 300 ms).
+
+    python benchmarks/ingest_throughput.py [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import OUT, REPO, machine, run_measured
+
+INGEST = """
+import boto3
+from recsys.ingest.process import process_object
+from recsys.ingest.settings import IngestSettings
+kw = dict(endpoint_url={endpoint!r}, region_name="us-east-1",
+          aws_access_key_id="x", aws_secret_access_key="x")
+s3 = boto3.client("s3", **kw)
+table = boto3.resource("dynamodb", **kw).Table("manifest")
+head = s3.head_object(Bucket="ingest", Key="transactions/bench.csv")
+settings = IngestSettings(ingest_bucket="ingest", curated_bucket="curated", manifest_table="manifest")
+start = time.perf_counter()
+done = process_object(s3, table, settings, "ingest", "transactions/bench.csv", head.get("VersionId"),
+                      head["ETag"], head["ContentLength"])
+seconds = time.perf_counter() - start
+result = {{"status": str(done.status), "rows": done.rows_valid, "seconds": round(seconds, 2),
+          "rows_per_s": round(done.rows_valid / seconds)}}
+"""
+
+VALIDATE = """
+from recsys.validation import validate_file
+start = time.perf_counter()
+report = validate_file({path!r}, "transactions")
+seconds = time.perf_counter() - start
+result = {{"rows": report.rows_valid, "seconds": round(seconds, 2),
+          "rows_per_s": round(report.rows_valid / seconds)}}
+"""
+
+
+def sample_file(rows: int) -> Path:
+    path = OUT / f"transactions-{rows}.csv"
+    if path.exists():
+        return path
+    source = OUT / "synth-ml20m" / "transactions.csv"
+    if not source.exists():
+        subprocess.run(
+            [sys.executable, "-m", "recsys.cli.main", "synth", "--out", str(source.parent)], check=True
+        )
+    with open(source, "rb") as full, open(path, "wb") as head:
+        for _, line in zip(range(rows + 1), full, strict=False):
+            head.write(line)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def setup_aws(endpoint: str, path: Path) -> None:
+    import boto3
+
+    kw = {
+        "endpoint_url": endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "x",
+        "aws_secret_access_key": "x",
+    }
+    s3 = boto3.client("s3", **kw)
+    for bucket in ("ingest", "curated"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket="ingest", VersioningConfiguration={"Status": "Enabled"})
+    boto3.client("dynamodb", **kw).create_table(
+        TableName="manifest",
+        KeySchema=[
+            {"AttributeName": "object_key", "KeyType": "HASH"},
+            {"AttributeName": "version", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "object_key", "AttributeType": "S"},
+            {"AttributeName": "version", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    s3.upload_file(str(path), "ingest", "transactions/bench.csv")
+
+
+def cold_start(runs: int = 7) -> dict[str, float]:
+    code = (
+        "import time; t = time.perf_counter(); import lambdas.ingest.handler; print(time.perf_counter() - t)"
+    )
+    times = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(runs)
+    ]
+    return {
+        "median_ms": round(1000 * statistics.median(times)),
+        "max_ms": round(1000 * max(times)),
+        "runs": runs,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    path = sample_file(args.rows)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        setup_aws(endpoint, path)
+        ingest = run_measured(INGEST.format(endpoint=endpoint))
+    finally:
+        server.terminate()
+        server.wait()
+    validator = run_measured(VALIDATE.format(path=str(path)))
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingest_throughput",
+                "file": {"rows": args.rows, "bytes": path.stat().st_size},
+                "ingest_process_object_one_core": ingest,
+                "bare_validator_one_core": validator,
+                "overhead_ratio": round(ingest["seconds"] / validator["seconds"], 2),
+                "goal_overhead_ratio": 1.5,
+                "handler_cold_import": cold_start(),
+                "goal_cold_import_ms": 300,
+                "machine": machine(),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
