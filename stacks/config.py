@@ -20,6 +20,20 @@ _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _GPU_INSTANCE_TYPE = re.compile(r"^[gp]\d+(?P<attributes>[a-z]*)\.(\d*xlarge|large|metal(-\d+xl)?)$")
 MAX_GPUS_PER_INSTANCE = 8  # p5, g5.48xlarge, g6e.48xlarge
 VCPUS_PER_GPU = 4  # what each GPU of a job definition asks for (stacks/dsstne.py)
+# Glue 5.0 worker types of a Spark ETL job (G.025X is for streaming jobs only).
+GLUE_WORKER_TYPES: tuple[str, ...] = (
+    "G.1X",
+    "G.2X",
+    "G.4X",
+    "G.8X",
+    "G.12X",
+    "G.16X",
+    "R.1X",
+    "R.2X",
+    "R.4X",
+    "R.8X",
+)
+MAX_GLUE_TIMEOUT_MINUTES = 10080  # 7 days, Glue's ceiling for a batch job
 
 
 class ConfigError(ValueError):
@@ -51,6 +65,12 @@ class StageConfig:
     """Ceiling of the compute environment, in vCPUs of whole instances (g5.xlarge: 4, g5.12xlarge: 48)."""
     dsstne_multi_gpu_count: int = 4
     """GPUs of the multi-GPU job definition; it runs only if an instance type has that many GPUs."""
+    preprocessing_worker_type: str = "G.1X"
+    """Glue worker type of the preprocessing job (G.1X: 4 vCPUs, 16 GB; R.*: memory-optimised)."""
+    preprocessing_worker_count: int = 2
+    """Glue workers, the driver included (at least 2)."""
+    preprocessing_timeout_minutes: int = 120
+    """A preprocessing run still going after this is stopped (and fails)."""
 
     @classmethod
     def from_context(cls, stage: object, stages: object) -> StageConfig:
@@ -89,6 +109,24 @@ class StageConfig:
             if f.name.endswith("_days") and value < 1:
                 raise ConfigError(f"context '{where}.{f.name}': expected a whole number >= 1, got {value!r}")
         self._check_dsstne(where)
+        self._check_preprocessing(where)
+
+    def _check_preprocessing(self, where: str) -> None:
+        if self.preprocessing_worker_type not in GLUE_WORKER_TYPES:
+            raise ConfigError(
+                f"context '{where}.preprocessing_worker_type': expected one of {GLUE_WORKER_TYPES}, "
+                f"got {self.preprocessing_worker_type!r}"
+            )
+        if self.preprocessing_worker_count < 2:
+            raise ConfigError(
+                f"context '{where}.preprocessing_worker_count': expected a whole number >= 2 (a driver and "
+                f"an executor), got {self.preprocessing_worker_count!r}"
+            )
+        if not 1 <= self.preprocessing_timeout_minutes <= MAX_GLUE_TIMEOUT_MINUTES:
+            raise ConfigError(
+                f"context '{where}.preprocessing_timeout_minutes': expected 1 to {MAX_GLUE_TIMEOUT_MINUTES}, "
+                f"got {self.preprocessing_timeout_minutes!r}"
+            )
 
     def _check_dsstne(self, where: str) -> None:
         if not self.dsstne_instance_types:

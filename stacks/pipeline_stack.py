@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Tags, Validations
+from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -12,6 +13,7 @@ from constructs import Construct
 from recsys import contracts
 from stacks.config import StageConfig
 from stacks.dsstne import DsstneBatch
+from stacks.preprocessing import Preprocessing
 from stacks.storage import DataLake
 
 _REMOVAL_POLICIES = {"destroy": RemovalPolicy.DESTROY, "retain": RemovalPolicy.RETAIN}
@@ -71,6 +73,56 @@ class RecsysPipelineStack(Stack):
         CfnOutput(
             self, "DsstneMultiGpuJobDefinitionArn", value=dsstne.multi_gpu_job_definition.job_definition_arn
         )
+
+        self.preprocessing = Preprocessing(
+            self,
+            "Preprocessing",
+            curated_bucket=lake.curated_bucket,
+            worker_type=getattr(glue.WorkerType, config.preprocessing_worker_type.replace(".", "_")),
+            worker_count=config.preprocessing_worker_count,
+            timeout=Duration.minutes(config.preprocessing_timeout_minutes),
+            database_name=f"recsys_{config.name.replace('-', '_')}",
+            removal_policy=_REMOVAL_POLICIES[config.removal_policy],
+        )
+        self._grant_preprocessing_prefixes(self.preprocessing.role, lake.curated_bucket)
+        CfnOutput(self, "PreprocessingJobName", value=self.preprocessing.job.job_name)
+        CfnOutput(self, "PreprocessingDatabaseName", value=self.preprocessing.database.database_name)
+
+    def _grant_preprocessing_prefixes(self, role: iam.IRole, curated: s3.IBucket) -> None:
+        """Read curated/ingest/*; read, write and delete under curated/runs/* (Spark's temporary files,
+        a rerun's overwrite, runs/latest.json); list the bucket under those two prefixes only."""
+        ingest = contracts.INGEST_CURATED_PREFIX
+        runs = contracts.CURATED_PREFIX + contracts.RUNS_PREFIX
+        statements = [
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[curated.arn_for_objects(f"{ingest}*")]),
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                resources=[curated.arn_for_objects(f"{runs}*")],
+            ),
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[curated.bucket_arn],
+                # Spark also lists and probes the folder names themselves, without the trailing slash.
+                conditions={
+                    "StringLike": {
+                        "s3:prefix": [f"{ingest}*", ingest.rstrip("/"), f"{runs}*", runs.rstrip("/")]
+                    }
+                },
+            ),
+        ]
+        for statement in statements:
+            role.add_to_principal_policy(statement)
+        logical_id = self.resolve(curated.node.default_child.logical_id)  # type: ignore[union-attr]
+        for prefix, reason in (
+            (
+                ingest,
+                "Objects of the curated ingest prefix only (read); partitions are added by every upload.",
+            ),
+            (runs, "Objects of the preprocessing runs prefix only; run ids are chosen at start time."),
+        ):
+            Validations.of(role).acknowledge(
+                Acknowledgment(id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}*]", reason=reason)
+            )
 
     def _grant_dsstne_run_prefixes(self, role: iam.IRole, curated: s3.IBucket, artifacts: s3.IBucket) -> None:
         """Read curated/dsstne/*, write artifacts/dsstne/*, list both there only: what job.py calls."""

@@ -88,3 +88,25 @@ def test_stage_comes_from_context_and_defaults_to_dev() -> None:
     stages = cdk_json_context()["stages"]
     assert stage_config(App(context={"stages": stages})).name == "dev"
     assert stage_config(App(context={"stages": stages, "stage": "prod"})).name == "prod"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"preprocessing_worker_type": "G.025X"}, r"preprocessing_worker_type': expected one of"),
+        ({"preprocessing_worker_type": "g.1x"}, r"preprocessing_worker_type': expected one of"),
+        ({"preprocessing_worker_count": 1}, r"preprocessing_worker_count': expected a whole number >= 2"),
+        ({"preprocessing_timeout_minutes": 0}, r"preprocessing_timeout_minutes': expected 1 to 10080"),
+        ({"preprocessing_timeout_minutes": 10081}, r"preprocessing_timeout_minutes': expected 1 to 10080"),
+        ({"preprocessing_worker_count": "2"}, r"preprocessing_worker_count': expected a whole number, got"),
+    ],
+)
+def test_bad_preprocessing_settings_are_rejected_by_name(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"stages\.dev\.{message}"):
+        parse(raw)
+
+
+def test_preprocessing_defaults_are_a_small_glue_job() -> None:
+    config = parse({})
+    assert (config.preprocessing_worker_type, config.preprocessing_worker_count) == ("G.1X", 2)
+    assert config.preprocessing_timeout_minutes == 120
