@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -559,6 +558,3 @@ class _AdamState:
 
 def _tensors(part: BatchLayout) -> list[torch.Tensor]:
     return [part.rows, part.in_index, part.in_row, part.in_valid, part.offsets, part.out_pos, part.out_valid]
-
-
-ProgressCallback = Callable[[EpochStats], None]
