@@ -96,3 +96,56 @@ MANIFEST_PARTITION_KEY = "object_key"  # not "object": a DynamoDB reserved word
 MANIFEST_SORT_KEY = "version"
 IDEMPOTENCY_PARTITION_KEY = "id"
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
+
+# Catalog items and real-time events (recsys/ingest/items.py, recsys/events/; stacks/ingest.py). Item metadata
+# for serving: one item per catalog item id. Recent events: one item per event, newest last in a user's
+# partition, expiring after RECENT_EVENTS_TTL_DAYS. Events also go to a Firehose stream that delivers them to
+# the ingest bucket under EVENTS_STREAM_PREFIX, so the next training run includes them.
+ITEMS_TABLE_ENV = "RECSYS_ITEMS_TABLE"
+ITEMS_PARTITION_KEY = "item_id"
+RECENT_EVENTS_TABLE_ENV = "RECSYS_RECENT_EVENTS_TABLE"
+RECENT_EVENTS_PARTITION_KEY = "user_id"
+RECENT_EVENTS_SORT_KEY = "event_key"  # "<epoch milliseconds, 13 digits>#<event id>": time-ordered, unique
+RECENT_EVENTS_TTL_ATTRIBUTE = "expires_at"
+RECENT_EVENTS_TTL_DAYS = 30
+EVENTS_STREAM_ENV = "RECSYS_EVENTS_STREAM"  # the Firehose delivery stream's name
+EVENTS_STREAM_PREFIX = TRANSACTIONS_PREFIX + "stream/"
+MAX_EVENTS_PER_REQUEST = 500
+MAX_ID_LENGTH = 256  # user and item ids, in events and in API paths
+
+# Starting training (recsys/ingest/trigger.py): at most one pipeline run at a time, uploads during a run cause
+# exactly one follow-up run. The state lives in one item of the pipeline state table.
+PIPELINE_STATE_TABLE_ENV = "RECSYS_PIPELINE_STATE_TABLE"
+PIPELINE_STATE_PARTITION_KEY = "name"
+STATE_MACHINE_ARN_ENV = "RECSYS_STATE_MACHINE_ARN"
+
+# Model outputs that the publish step loads (written by training/fm/topk.py and by the DSSTNE job's predict
+# step; read by `recsys publish`). One folder per model version, e.g. s3://<artifacts>/models/<version>/ or a
+# local directory. Parquet lists are best first; scores are float32; every row carries the model version.
+MODELS_PREFIX = "models/"
+MODEL_INFO_FILE = "model.json"  # {"model_version", "model_kind", "k", "created_at", "run_id", ...}
+MODEL_RECS_DIR = "recommendations/"  # Parquet: user_id, item_ids list<string>, scores list<float>, model_version
+MODEL_SIMILAR_DIR = "similar_items/"  # Parquet: item_id, item_ids list<string>, scores list<float>, model_version
+MODEL_POPULARITY_FILE = "popularity.parquet"  # item_id, score (float64), best first
+MODEL_ITEM_VECTORS_FILE = "item_vectors.npz"  # item_ids (str), factors float32 (n, f), bias float32 (n,)
+RECS_USER_COLUMN = "user_id"
+RECS_ITEM_COLUMN = "item_id"
+RECS_ITEM_IDS_COLUMN = "item_ids"
+RECS_SCORES_COLUMN = "scores"
+RECS_MODEL_VERSION_COLUMN = "model_version"
+MAX_TOP_K = 100  # k_max of precomputed lists and of the API's ?k=
+
+# SageMaker factorization machines (training/fm; stacks/fm_training.py). Training output goes to
+# s3://<artifacts>/FM_PREFIX<run id>/ (SageMaker adds <job name>/output/model.tar.gz).
+FM_PREFIX = "fm/"
+
+# Metrics (CloudWatch embedded metric format, emitted with Powertools Metrics; stacks/ingest.py exposes them
+# for the monitoring issue's alarms). The stack sets POWERTOOLS_METRICS_NAMESPACE to METRICS_NAMESPACE; the
+# ingest Lambda emits, per processed object, the rows it quarantined and 1 when the whole file was rejected.
+METRICS_NAMESPACE = "RecsysPipeline"
+INGEST_ROWS_QUARANTINED_METRIC = "RowsQuarantined"
+INGEST_FILES_REJECTED_METRIC = "FilesRejected"
+# Powertools service names (POWERTOOLS_SERVICE_NAME): Metrics adds the dimension service=<name> to every
+# metric, so an alarm on a metric names the service too.
+INGEST_SERVICE_NAME = "recsys-ingest"
+EVENTS_SERVICE_NAME = "recsys-events"
