@@ -6,6 +6,8 @@ Settings come from the environment (names in `recsys/contracts.py`); the run rea
         config.json              the network (or $RECSYS_DSSTNE_CONFIG_URI, any S3 object)
         input.txt [output.txt]   DSSTNE text (`sample<TAB>feature[,value]:…`); output.txt: default input.txt
         — or interactions.txt    one text used as both
+        — or input/ [output/]    folders of text parts, as the preprocessing job writes them under
+                                 curated/runs/<run id>/dsstne/ (point $RECSYS_DSSTNE_INPUT_URI there)
     <output> = $RECSYS_DSSTNE_OUTPUT_URI, default s3://$RECSYS_ARTIFACTS_BUCKET/dsstne/<run id>/
         network.nc features_input features_output samples_input recs.txt metrics.json, then _SUCCESS
 
@@ -28,6 +30,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +47,9 @@ from recsys import contracts
 from training.dsstne.job_settings import JobError, JobSettings, S3Location, settings_from_env
 
 LOG = logging.getLogger("recsys.dsstne.job")
+# The preprocessing run's DSSTNE folders, relative to the run's dsstne/ prefix (contracts.RUN_DSSTNE_*_DIR).
+DSSTNE_INPUT_FOLDER = contracts.RUN_DSSTNE_INPUT_DIR.removeprefix("dsstne/")
+DSSTNE_OUTPUT_FOLDER = contracts.RUN_DSSTNE_OUTPUT_DIR.removeprefix("dsstne/")
 _EPOCH_LINE = re.compile(r"NNNetwork::Train: Epoch (\d+), average error (\S+),")
 
 
@@ -60,11 +66,24 @@ def exists(s3: Any, location: S3Location) -> bool:
 
 @dataclass(frozen=True)
 class RunInputs:
-    """The objects a run reads; `output_text` is `input_text` when one text serves both."""
+    """The objects a run reads. A text is one object or the parts of a folder, read in key order;
+    `output_text` is `input_text` when one text serves both."""
 
     config: S3Location
-    input_text: S3Location
-    output_text: S3Location
+    input_text: tuple[S3Location, ...]
+    output_text: tuple[S3Location, ...]
+
+
+def text_parts(s3: Any, folder: S3Location) -> tuple[S3Location, ...]:
+    """The data files of a folder written by Spark: every object but `_SUCCESS`, `.crc` and the like
+    (names starting with "_" or "."), in key order, so the lines keep the writer's order."""
+    parts = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=folder.bucket, Prefix=folder.key):
+        for item in page.get("Contents", []):
+            name = item["Key"][len(folder.key) :]
+            if name and "/" not in name and not name.startswith(("_", ".")) and item.get("Size", 1) > 0:
+                parts.append(folder.child(name))
+    return tuple(sorted(parts, key=lambda location: location.key))
 
 
 def find_inputs(s3: Any, settings: JobSettings) -> RunInputs:
@@ -81,12 +100,17 @@ def find_inputs(s3: Any, settings: JobSettings) -> RunInputs:
         )
     )
     if exists(s3, inputs):
-        return RunInputs(settings.config, inputs, outputs if exists(s3, outputs) else inputs)
+        return RunInputs(settings.config, (inputs,), (outputs,) if exists(s3, outputs) else (inputs,))
     if exists(s3, both):
-        return RunInputs(settings.config, both, both)
+        return RunInputs(settings.config, (both,), (both,))
+    input_parts = text_parts(s3, source.child(DSSTNE_INPUT_FOLDER))
+    if input_parts:
+        output_parts = text_parts(s3, source.child(DSSTNE_OUTPUT_FOLDER))
+        return RunInputs(settings.config, input_parts, output_parts or input_parts)
     raise JobError(
         f"{source.uri}: no inputs: expected {contracts.DSSTNE_INPUT_FILE} (and optionally "
-        f"{contracts.DSSTNE_OUTPUT_FILE}) or {contracts.DSSTNE_INTERACTIONS_FILE}"
+        f"{contracts.DSSTNE_OUTPUT_FILE}), {contracts.DSSTNE_INTERACTIONS_FILE}, or text parts under "
+        f"{DSSTNE_INPUT_FOLDER} (and optionally {DSSTNE_OUTPUT_FOLDER})"
     )
 
 
@@ -98,17 +122,31 @@ class LocalInputs:
 
 
 def download(s3: Any, inputs: RunInputs, workdir: Path) -> LocalInputs:
-    paths: dict[S3Location, Path] = {}
-    for location, name in (
-        (inputs.config, contracts.DSSTNE_CONFIG_FILE),
-        (inputs.input_text, "input.txt"),
-        (inputs.output_text, "output.txt"),
-    ):
-        if location not in paths:
-            paths[location] = workdir / name
-            LOG.info("downloading %s", location.uri)
-            s3.download_file(location.bucket, location.key, str(paths[location]))
-    return LocalInputs(paths[inputs.config], paths[inputs.input_text], paths[inputs.output_text])
+    """Fetch the config and the texts; a text in parts is concatenated into one file."""
+    LOG.info("downloading %s", inputs.config.uri)
+    config = workdir / contracts.DSSTNE_CONFIG_FILE
+    s3.download_file(inputs.config.bucket, inputs.config.key, str(config))
+    texts: dict[tuple[S3Location, ...], Path] = {}
+    for parts, name in ((inputs.input_text, "input.txt"), (inputs.output_text, "output.txt")):
+        if parts in texts:
+            continue
+        texts[parts] = workdir / name
+        if len(parts) == 1:
+            LOG.info("downloading %s", parts[0].uri)
+            s3.download_file(parts[0].bucket, parts[0].key, str(texts[parts]))
+            continue
+        piece = workdir / "part.download"  # s3transfer writes at absolute offsets: one file per part
+        with open(texts[parts], "wb") as out:
+            for part in parts:
+                LOG.info("downloading %s", part.uri)
+                s3.download_file(part.bucket, part.key, str(piece))
+                with open(piece, "rb") as source:
+                    shutil.copyfileobj(source, out)
+                    source.seek(-1, os.SEEK_END)
+                    if source.read(1) != b"\n":  # a part's last line must not run into the next part
+                        out.write(b"\n")
+        piece.unlink()
+    return LocalInputs(config, texts[inputs.input_text], texts[inputs.output_text])
 
 
 def publish(s3: Any, files: Mapping[str, Path], metrics: Mapping[str, Any], output: S3Location) -> None:

@@ -265,3 +265,22 @@ def test_several_gpus_train_under_torchrun(s3: Any, monkeypatch: pytest.MonkeyPa
     files = outputs(s3)
     assert set(files) == PUBLISHED
     assert json.loads(files[contracts.DSSTNE_METRICS_FILE])["final_error"] > 0
+
+
+def test_the_preprocessing_runs_text_parts_are_read_in_order(s3: Any) -> None:
+    # GIVEN the layout the Glue job writes: dsstne/input/ and dsstne/output/ folders of Spark text parts
+    history = histories()
+    lines = dsstne_text(history).splitlines(keepends=True)
+    put(s3, contracts.DSSTNE_CONFIG_FILE, json.dumps(TINY_NETWORK))
+    for folder in ("input/", "output/"):
+        put(s3, folder + "_SUCCESS", "")
+        put(s3, folder + "part-00000-a.txt", "".join(lines[:10]))
+        put(s3, folder + "part-00001-b.txt", "".join(lines[10:]).rstrip("\n"))  # no final newline
+        put(s3, folder + ".part-00000-a.txt.crc", "junk")
+
+    # WHEN the job runs
+    assert main([], env=ENV, s3=s3) == 0
+
+    # THEN every user of every part got recommendations, in the parts' order
+    recs = outputs(s3)[contracts.DSSTNE_RECS_FILE].decode().splitlines()
+    assert [line.split("\t")[0] for line in recs] == list(history)
