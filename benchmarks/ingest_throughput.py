@@ -5,9 +5,11 @@
    In a fresh process: `recsys.ingest.process_object` on it (stream from S3, validate, write curated
    Parquet by multipart upload, manifest item); in another: the bare validator on the same file from
    disk. Wall time, rows/s, peak RSS, and the overhead ratio (goal ≤ 1.5×).
-2. Cold start: `import lambdas.ingest.handler` in fresh interpreters (median of 7; goal < 300 ms).
+2. Cold start: `import lambdas.ingest.handler` and `import lambdas.events.handler` in fresh interpreters
+   (median of 7 each; goal < 300 ms), and which heavy modules each import loads.
 
     python benchmarks/ingest_throughput.py [--rows 1000000]
+    python benchmarks/ingest_throughput.py --cold-start-only
 """
 
 from __future__ import annotations
@@ -100,29 +102,43 @@ def setup_aws(endpoint: str, path: Path) -> None:
     s3.upload_file(str(path), "ingest", "transactions/bench.csv")
 
 
-def cold_start(runs: int = 7) -> dict[str, float]:
+HANDLERS = ("lambdas.ingest.handler", "lambdas.events.handler")
+HEAVY = ("pandas", "pyarrow", "numpy", "boto3", "aws_lambda_powertools")
+
+
+def cold_start(module: str = "lambdas.ingest.handler", runs: int = 7) -> dict[str, object]:
     code = (
-        "import time; t = time.perf_counter(); import lambdas.ingest.handler; print(time.perf_counter() - t)"
+        f"import sys, time; t = time.perf_counter(); import {module}; d = time.perf_counter() - t; "
+        f"print(d, ','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
-    times = [
-        float(
-            subprocess.run(
-                [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
-            ).stdout
-        )
-        for _ in range(runs)
-    ]
+    times, loaded = [], ""
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.split()
+        times.append(float(out[0]))
+        loaded = out[1] if len(out) > 1 else ""
     return {
         "median_ms": round(1000 * statistics.median(times)),
         "max_ms": round(1000 * max(times)),
         "runs": runs,
+        "heavy_modules_loaded": loaded.split(",") if loaded else [],
     }
+
+
+def cold_starts() -> dict[str, object]:
+    return {module: cold_start(module) for module in HANDLERS}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--cold-start-only", action="store_true", help="only the handlers' import times")
     args = parser.parse_args()
+    if args.cold_start_only:
+        report = {"benchmark": "ingest_throughput.cold_start", "handler_cold_import": cold_starts()}
+        print(json.dumps({**report, "goal_cold_import_ms": 300, "machine": machine()}, indent=2))
+        return
     path = sample_file(args.rows)
     port = free_port()
     server = subprocess.Popen(
@@ -153,7 +169,7 @@ def main() -> None:
                 "bare_validator_one_core": validator,
                 "overhead_ratio": round(ingest["seconds"] / validator["seconds"], 2),
                 "goal_overhead_ratio": 1.5,
-                "handler_cold_import": cold_start(),
+                "handler_cold_import": cold_starts(),
                 "goal_cold_import_ms": 300,
                 "machine": machine(),
             },

@@ -149,3 +149,32 @@ INGEST_FILES_REJECTED_METRIC = "FilesRejected"
 # metric, so an alarm on a metric names the service too.
 INGEST_SERVICE_NAME = "recsys-ingest"
 EVENTS_SERVICE_NAME = "recsys-events"
+
+# Pipeline runs, the training trigger's side (recsys/ingest/trigger.py). The state is the item whose
+# PIPELINE_STATE_PARTITION_KEY is PIPELINE_STATE_ITEM. A run holding the lock longer than the lease (default
+# 86400 s; set it above the state machine's timeout) is taken as crashed and may be taken over. Firehose
+# must deliver EVENTS_STREAM_PREFIX objects uncompressed (ingest reads them as plain headerless CSV).
+PIPELINE_STATE_ITEM = "pipeline"
+PIPELINE_RUN_LEASE_ENV = "RECSYS_PIPELINE_RUN_LEASE_SECONDS"
+
+# The serving table and the recommendation API (recsys/publish, recsys/serving, lambdas/recommend;
+# stacks/serving.py; docs/serving.md). One table holds every model version, keyed by SERVING_PARTITION_KEY
+# (a string): per-user lists "<version>#u#<user id>", similar items "<version>#i#<item id>", the popularity
+# list "<version>#popular", version records "version#<version>", the registry of versions
+# (SERVING_VERSIONS_KEY) and the live pointer (SERVING_LIVE_KEY: version, previous_version, item_vectors_uri,
+# ...) that the API follows. Versions neither live nor previous expire by TTL on SERVING_TTL_ATTRIBUTE
+# after a grace period. Fold-in item vectors go to s3://<artifacts>/MODELS_PREFIX<version>/item_vectors.npz.
+SERVING_TABLE_ENV = "RECSYS_SERVING_TABLE"
+SERVING_PARTITION_KEY = "pk"
+SERVING_TTL_ATTRIBUTE = "expires_at"
+SERVING_LIVE_KEY = "live"
+SERVING_VERSIONS_KEY = "versions"
+SERVING_CACHE_SECONDS_ENV = "RECSYS_SERVING_CACHE_SECONDS"  # optional: live pointer cache, default 10
+SERVING_API_ENV = "RECSYS_SERVING_API"  # optional: which HTTP front end delivers the requests
+SERVING_API_FUNCTION_URL = "function-url"  # the default: the path arrives percent-encoded
+SERVING_API_HTTP_API = "http-api"  # API Gateway HTTP API (payload 2.0): the path arrives decoded
+
+# The serving infrastructure (stacks/serving.py): Powertools service names of the recommendation and publish
+# Lambdas (POWERTOOLS_SERVICE_NAME; the dimension service=<name> of their metrics).
+RECOMMEND_SERVICE_NAME = "recsys-recommend"
+PUBLISH_SERVICE_NAME = "recsys-publish"

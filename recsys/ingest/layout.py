@@ -11,7 +11,7 @@ import re
 from datetime import date
 
 from recsys import contracts
-from recsys.csv_contract import Kind
+from recsys.csv_contract import EVENT_TYPE, ITEM_ID, RATING, TIMESTAMP, USER_ID, Kind
 
 _PREFIXES = {contracts.CATALOG_PREFIX: Kind.CATALOG, contracts.TRANSACTIONS_PREFIX: Kind.TRANSACTIONS}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -68,3 +68,14 @@ def errors_key(key: str) -> str:
 
 def _prefix_of(kind: Kind | None) -> str:
     return next((p for p, k in _PREFIXES.items() if k is kind), "")
+
+
+# Real-time events reach the ingest bucket through Firehose as headerless CSV records, one per line, in
+# this column order (recsys/events writes them; process_object reads them with this header in front).
+STREAM_COLUMNS = (USER_ID, ITEM_ID, TIMESTAMP, RATING, EVENT_TYPE)
+STREAM_HEADER = (",".join(STREAM_COLUMNS) + "\n").encode("ascii")
+
+
+def is_event_stream(key: str) -> bool:
+    """True for Firehose deliveries of real-time events (headerless transactions CSV)."""
+    return key.startswith(contracts.EVENTS_STREAM_PREFIX)

@@ -3,6 +3,10 @@ write accepted rows to the curated zone and the rest to quarantine, and record t
 
 Nothing is lost: every record of the file ends either in the curated Parquet or in quarantine, and a
 failure anywhere aborts the outputs and raises, so the message goes back to the queue.
+
+Objects under `contracts.EVENTS_STREAM_PREFIX` (Firehose deliveries of real-time events) are headerless
+CSV in the canonical transactions column order: they are read with that header put in front, and their
+line numbers are reported as those of the object.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 from recsys.csv_contract import Kind
 from recsys.ingest import layout, quarantine
@@ -21,12 +25,31 @@ from recsys.ingest.events import ObjectRef
 from recsys.ingest.manifest import IngestResult, Status, manifest_item, record
 from recsys.ingest.multipart import MultipartWriter
 from recsys.ingest.settings import IngestSettings, Policy
-from recsys.ingest.source import OutOfTime, SourceStream
+from recsys.ingest.source import HeaderPrepended, OutOfTime, SourceStream
 from recsys.validation import ValidatedBatch, ValidationReport, validate_stream
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
 Deadline = Callable[[], float]
+Source = SourceStream | HeaderPrepended  # what the validator reads: the object, or a header and the object
+
+
+class RowsHook(Protocol):
+    """Sees the accepted rows of one object version while it streams (canonical names, all strings).
+
+    `close(kept)` comes once the outcome is known, before the outputs are completed and the manifest is
+    written: `kept` says whether the rows are curated. It may raise, which fails the object (retried).
+    """
+
+    def add(self, rows: pa.Table) -> None: ...
+    def close(self, kept: bool) -> None: ...
+
+
+# Called once per object version that streams: (kind, object, version tag) -> a hook, or None for none.
+HookFactory = Callable[[Kind, ObjectRef, str], RowsHook | None]
 
 
 def process_object(
@@ -41,14 +64,16 @@ def process_object(
     *,
     deadline: Deadline | None = None,
     now: Callable[[], datetime] | None = None,
+    valid_rows_hook: HookFactory | None = None,
 ) -> IngestResult:
     """Process one object version and record it in the manifest. `deadline()` gives the seconds left.
 
     Returns the result (also written to the manifest). Raises on failures worth retrying (S3 or DynamoDB
-    errors after botocore's retries); outputs started by then are aborted.
+    errors after botocore's retries); outputs started by then are aborted. `valid_rows_hook` makes a
+    per-object hook that sees each batch of accepted rows (catalog items use it).
     """
     ref = ObjectRef(bucket, key, version_id, etag.strip('"') if etag else None, size)
-    result, ref = _process(s3, settings, ref, deadline)
+    result, ref = _process(s3, settings, ref, deadline, valid_rows_hook)
     processed_at = (now or _utc_now)()
     record(
         manifest_table, manifest_item(result, ref, policy=settings.policy.value, processed_at=processed_at)
@@ -71,7 +96,11 @@ def _utc_now() -> datetime:
 
 
 def _process(
-    s3: S3Client, settings: IngestSettings, ref: ObjectRef, deadline: Deadline | None
+    s3: S3Client,
+    settings: IngestSettings,
+    ref: ObjectRef,
+    deadline: Deadline | None,
+    hooks: HookFactory | None = None,
 ) -> tuple[IngestResult, ObjectRef]:
     kind = layout.kind_for_key(ref.key)
     tag = layout.version_tag(ref.version_id, ref.etag) if (ref.version_id or ref.etag) else "unknown"
@@ -117,8 +146,12 @@ def _process(
         return skip("zero-byte object")
     modified = response.get("LastModified")
     ingest_date = (modified.astimezone(UTC) if isinstance(modified, datetime) else _utc_now()).date()
-    source = SourceStream(s3, request, response, deadline=deadline, margin_s=settings.safety_margin_s)
-    run = _Run(s3, settings, ref, kind, tag, layout.curated_key(kind, ingest_date, ref.key, tag), source)
+    raw = SourceStream(s3, request, response, deadline=deadline, margin_s=settings.safety_margin_s)
+    source: Source = HeaderPrepended(raw, layout.STREAM_HEADER) if layout.is_event_stream(ref.key) else raw
+    hook = hooks(kind, ref, tag) if hooks is not None else None
+    run = _Run(
+        s3, settings, ref, kind, tag, layout.curated_key(kind, ingest_date, ref.key, tag), source, hook
+    )
     try:
         report = validate_stream(
             cast(BinaryIO, source),  # the validator only calls read(n)
@@ -140,7 +173,7 @@ def _process(
     finally:
         source.close()
     try:
-        return run.finish(report), ref
+        return run.finish(run.shifted_report(report)), ref
     except BaseException:
         run.abort()
         raise
@@ -157,7 +190,8 @@ class _Run:
         kind: Kind,
         tag: str,
         curated_key: str,
-        source: SourceStream,
+        source: Source,
+        hook: RowsHook | None = None,
     ) -> None:
         self.s3 = s3
         self.settings = settings
@@ -167,6 +201,10 @@ class _Run:
         self.curated_key = curated_key
         self.quarantine_key = layout.quarantine_key(ref.key)
         self.source = source
+        self.hook = hook
+        # Lines the reader put in front of the object (a header for stream objects): reported lines are
+        # shifted back by this much, so they are the object's own.
+        self.line_offset = source.line_offset if isinstance(source, HeaderPrepended) else 0
         lineage = {"source-key": ref.key, "source-version": tag}
         curated_sink = MultipartWriter(
             s3, settings.curated_bucket, curated_key, part_bytes=settings.part_bytes, metadata=lineage
@@ -186,8 +224,12 @@ class _Run:
             )
 
     def on_batch(self, batch: ValidatedBatch) -> None:
+        if self.line_offset:
+            batch = _shift_lines(batch, self.line_offset)
         if batch.valid.num_rows:
             self.curated.add(typed_table(self.kind, batch, self.ref.key, self.tag))
+            if self.hook is not None:
+                self.hook.add(batch.valid)
         if batch.rejected and self.rejected is not None:
             self.rejected.add(self.source.header_line, batch.rejected)
 
@@ -196,10 +238,21 @@ class _Run:
         if self.rejected is not None:
             self.rejected.abort()
 
+    def shifted_report(self, report: ValidationReport) -> ValidationReport:
+        """The report with line numbers of the object (file-level errors on line 1 stay there)."""
+        if self.line_offset:
+            offset = self.line_offset
+            report.errors = [
+                replace(e, line=e.line - offset) if e.line > offset else e for e in report.errors
+            ]
+        return report
+
     def finish(self, report: ValidationReport) -> IngestResult:
         """Keep or drop each output by the outcome, then write the error report where one is due."""
         bad = report.rows_total - report.rows_valid
         whole_file = report.unusable or (bad > 0 and self.settings.policy is Policy.REJECT_FILE)
+        if self.hook is not None:
+            self.hook.close(kept=not whole_file and report.rows_valid > 0)
         if whole_file or report.rows_valid == 0:
             self.curated.abort()
             curated_key = None
@@ -266,6 +319,15 @@ class _Run:
             errors_key=errors_key,
             bytes_read=self.source.bytes_read,
         )
+
+
+def _shift_lines(batch: ValidatedBatch, offset: int) -> ValidatedBatch:
+    return replace(
+        batch,
+        errors=[replace(e, line=e.line - offset) for e in batch.errors],
+        rejected=[replace(r, line=r.line - offset) for r in batch.rejected],
+        lines=batch.lines - offset,
+    )
 
 
 def _whole_file_reason(report: ValidationReport) -> str:

@@ -43,6 +43,12 @@ class IngestSettings:
     row_group_rows: int = 256 * 1024  # rows per Parquet row group (bounded memory, Spark-friendly size)
     max_report_errors: int = 10_000  # errors listed in <key>.errors.json; the rest are counted
     s3_max_attempts: int = 8  # botocore's standard retry mode: throttling and 5xx, exponential backoff
+    # Optional parts: "" turns each off. Catalog items for serving; the training trigger (the state table
+    # and the state machine, both needed to start runs).
+    items_table: str = ""
+    pipeline_state_table: str = ""
+    state_machine_arn: str = ""
+    run_lease_s: float = 24 * 3600.0  # a run holding the lock longer than this is taken as crashed
 
     def __post_init__(self) -> None:
         if self.part_bytes < MIN_PART_BYTES:
@@ -51,6 +57,18 @@ class IngestSettings:
             raise SettingsError("row_group_rows, s3_max_attempts must be positive; max_report_errors >= 0")
         if self.safety_margin_s < 0 or self.idempotency_expiry_s < 1:
             raise SettingsError("safety_margin_s must be >= 0 and idempotency_expiry_s >= 1")
+        if self.run_lease_s <= 0:
+            raise SettingsError(f"run_lease_s ({contracts.PIPELINE_RUN_LEASE_ENV}) must be positive")
+        if self.state_machine_arn and not self.pipeline_state_table:
+            raise SettingsError(
+                f"{contracts.STATE_MACHINE_ARN_ENV} is set but {contracts.PIPELINE_STATE_TABLE_ENV} is not: "
+                "runs are started only through the pipeline state table"
+            )
+
+    @property
+    def starts_training(self) -> bool:
+        """Whether accepted transactions uploads request pipeline runs (a state machine is configured)."""
+        return bool(self.state_machine_arn)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IngestSettings:
@@ -63,6 +81,10 @@ class IngestSettings:
             policy=_policy(env),
             safety_margin_s=_number(env, contracts.INGEST_SAFETY_MARGIN_ENV, 60.0),
             idempotency_expiry_s=int(_number(env, contracts.INGEST_IDEMPOTENCY_EXPIRY_ENV, 7 * 24 * 3600)),
+            items_table=env.get(contracts.ITEMS_TABLE_ENV, "").strip(),
+            pipeline_state_table=env.get(contracts.PIPELINE_STATE_TABLE_ENV, "").strip(),
+            state_machine_arn=env.get(contracts.STATE_MACHINE_ARN_ENV, "").strip(),
+            run_lease_s=_number(env, contracts.PIPELINE_RUN_LEASE_ENV, 24 * 3600.0),
         )
 
 

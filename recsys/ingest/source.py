@@ -88,3 +88,39 @@ class SourceStream:
                 self.close()
                 response = self._s3.get_object(**self._request, Range=f"bytes={self.bytes_read}-")
                 self._body = response["Body"]
+
+
+class HeaderPrepended:
+    """A headerless object read as if it began with `header` (the validator needs a header line).
+
+    Used for Firehose deliveries under `contracts.EVENTS_STREAM_PREFIX`: CSV records with no header.
+    `bytes_read` counts the object's bytes only; the caller shifts reported line numbers back by one, so
+    they stay those of the object.
+    """
+
+    line_offset = 1  # lines added in front of the object
+
+    def __init__(self, inner: SourceStream, header: bytes) -> None:
+        self._inner = inner
+        self._header = header if header.endswith(b"\n") else header + b"\n"
+        self._prefix = self._header
+
+    @property
+    def header_line(self) -> bytes:
+        return self._header
+
+    @property
+    def bytes_read(self) -> int:
+        return self._inner.bytes_read
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._prefix:
+            return self._inner.read(size)
+        if size < 0:
+            data, self._prefix = self._prefix + self._inner.read(-1), b""
+            return data
+        data, self._prefix = self._prefix[:size], self._prefix[size:]
+        return data
+
+    def close(self) -> None:
+        self._inner.close()

@@ -390,3 +390,170 @@ def test_a_read_that_keeps_failing_sends_the_message_back_then_succeeds(
     faults.inject(503, "SlowDown", times=0)
     assert invoke(event) == []  # the redelivery is not blocked by an idempotency record
     assert [i["status"] for i in aws.manifest()] == ["ACCEPTED"]
+
+
+# --- training trigger, catalog items, metrics ------------------------------------------------------
+
+STATE_TABLE = "recsys-handler-pipeline-state"
+ITEMS_TABLE = "recsys-handler-items"
+PIPELINE = "recsys-handler-pipeline"
+PIPELINE_ARN = f"arn:aws:states:{REGION}:123456789012:stateMachine:{PIPELINE}"
+
+
+@pytest.fixture
+def configured(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """The handler with its optional parts on: the items table and the training trigger."""
+    aws._table(ITEMS_TABLE, [(contracts.ITEMS_PARTITION_KEY, "HASH")])
+    aws._table(STATE_TABLE, [(contracts.PIPELINE_STATE_PARTITION_KEY, "HASH")])
+    definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    assert (
+        sfn.create_state_machine(
+            name=PIPELINE, definition=definition, roleArn="arn:aws:iam::123456789012:role/r"
+        )["stateMachineArn"]
+        == PIPELINE_ARN
+    )
+    monkeypatch.setenv(contracts.ITEMS_TABLE_ENV, ITEMS_TABLE)
+    monkeypatch.setenv(contracts.PIPELINE_STATE_TABLE_ENV, STATE_TABLE)
+    monkeypatch.setenv(contracts.STATE_MACHINE_ARN_ENV, PIPELINE_ARN)
+    handler.runtime.cache_clear()
+    yield aws
+    handler.runtime.cache_clear()
+
+
+def executions() -> list[dict[str, Any]]:
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    return list(sfn.list_executions(stateMachineArn=PIPELINE_ARN)["executions"])
+
+
+def pipeline_state(aws: Aws) -> dict[str, Any]:
+    key = {contracts.PIPELINE_STATE_PARTITION_KEY: {"S": contracts.PIPELINE_STATE_ITEM}}
+    item = aws.dynamodb.get_item(TableName=STATE_TABLE, Key=key).get("Item", {})
+    return {k: next(iter(v.values())) for k, v in item.items()}
+
+
+def test_an_accepted_transactions_upload_starts_one_run(configured: Aws) -> None:
+    obj = configured.upload("transactions/day1.csv")
+
+    assert invoke(sqs_event(json.dumps(s3_notification(obj)))) == []
+
+    [execution] = executions()
+    assert pipeline_state(configured)["running"] == execution["name"]
+
+
+def test_uploads_during_a_run_cause_exactly_one_follow_up(configured: Aws) -> None:
+    bodies = [json.dumps(s3_notification(configured.upload(f"transactions/day{n}.csv"))) for n in range(4)]
+    assert invoke(sqs_event(bodies[0])) == []
+    assert invoke(sqs_event(*bodies[1:])) == []  # three uploads while the first run goes
+    [first] = executions()
+    assert pipeline_state(configured)["pending"] is True
+
+    follow_up = handler.runtime().trigger.finish_run(
+        first["name"], succeeded=True
+    )  # the state machine's last step
+
+    assert follow_up.outcome.value == "started"
+    assert len(executions()) == 2
+    assert "pending" not in pipeline_state(configured)
+
+
+def test_the_same_upload_delivered_twice_requests_one_run(configured: Aws) -> None:
+    body = json.dumps(s3_notification(configured.upload("transactions/once.csv")))
+    assert invoke(sqs_event(body)) == []
+    assert invoke(sqs_event(body)) == []
+    assert len(executions()) == 1
+    assert "pending" not in pipeline_state(configured)  # the redelivery did not even owe a follow-up
+
+
+def test_stream_deliveries_catalogs_and_rejected_files_start_no_run(configured: Aws) -> None:
+    stream = configured.upload(
+        contracts.EVENTS_STREAM_PREFIX + "2026/11/28/12/s-1", b"u1,i1,1537799250,,view\n"
+    )
+    catalog = configured.upload("catalog/movies.csv", b"movieId,title,genres\n1,Toy Story (1995),Animation\n")
+    rejected = configured.upload("transactions/bad.csv", b"no,header,here\n1,2,3\n")
+    event = sqs_event(*(json.dumps(s3_notification(o)) for o in (stream, catalog, rejected)))
+
+    assert invoke(event) == []
+
+    assert sorted(i["status"] for i in configured.manifest()) == ["ACCEPTED", "ACCEPTED", "REJECTED"]
+    assert executions() == []
+
+
+def test_a_run_that_cannot_start_sends_the_message_back(
+    configured: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(contracts.STATE_MACHINE_ARN_ENV, PIPELINE_ARN + "-missing")
+    handler.runtime.cache_clear()
+    body = json.dumps(s3_notification(configured.upload("transactions/day1.csv")))
+
+    assert invoke(sqs_event(body)) == ["msg-0"]  # retried, then the DLQ: the upload is not left untrained
+
+    state = pipeline_state(configured)
+    assert "running" not in state
+    assert state["pending"] is True
+    monkeypatch.setenv(contracts.STATE_MACHINE_ARN_ENV, PIPELINE_ARN)
+    handler.runtime.cache_clear()
+    assert invoke(sqs_event(body)) == []  # the redelivery is not blocked by an idempotency record
+    assert len(executions()) == 1
+
+
+def test_without_a_state_machine_no_run_is_requested(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    logged: list[str] = []
+    monkeypatch.setattr(handler.logger, "info", lambda message, *_, **__: logged.append(message))
+    body = json.dumps(s3_notification(aws.upload("transactions/day1.csv")))
+
+    assert invoke(sqs_event(body)) == []
+
+    assert handler.runtime().trigger is None
+    assert f"{contracts.STATE_MACHINE_ARN_ENV} is not set: no pipeline run requested" in logged
+
+
+def test_a_catalog_upload_writes_the_items_table(configured: Aws) -> None:
+    obj = configured.upload(
+        "catalog/movies.csv", b"movieId,title,genres\n1,Toy Story (1995),Animation|Children\n"
+    )
+    assert invoke(sqs_event(json.dumps(s3_notification(obj)))) == []
+    [item] = configured.dynamodb.scan(TableName=ITEMS_TABLE)["Items"]
+    assert item["title"] == {"S": "Toy Story (1995)"}
+    assert item["categories"] == {"L": [{"S": "Animation"}, {"S": "Children"}]}
+    assert item["source_version"] == {"S": obj["versionId"]}
+
+
+def emf_records(out: str) -> list[dict[str, Any]]:
+    """The CloudWatch embedded-metric-format records among the printed lines."""
+    records = []
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            records.append(json.loads(line))
+    return records
+
+
+def test_quarantine_counts_go_out_as_embedded_metrics(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    partial = aws.upload("transactions/partial.csv", CSV + b"u3,,1537799252,1\nu4,i4,soon,1\n")
+    rejected = aws.upload(
+        "transactions/rejected.csv", b"user_id,item_id,timestamp\nu1,,1537799250\n"
+    )  # no valid row
+    capsys.readouterr()
+
+    assert (
+        invoke(sqs_event(json.dumps(s3_notification(partial)), json.dumps(s3_notification(rejected)))) == []
+    )
+
+    records = {r["object"]: r for r in emf_records(capsys.readouterr().out)}
+    assert set(records) == {f"s3://{INGEST}/{partial['key']}", f"s3://{INGEST}/{rejected['key']}"}
+    first = records[f"s3://{INGEST}/{partial['key']}"]
+    [directive] = first["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == contracts.METRICS_NAMESPACE == "RecsysPipeline"
+    assert directive["Dimensions"] == [["service"]]
+    assert first["service"] == contracts.INGEST_SERVICE_NAME
+    assert {m["Name"] for m in directive["Metrics"]} == {
+        contracts.INGEST_ROWS_QUARANTINED_METRIC,
+        contracts.INGEST_FILES_REJECTED_METRIC,
+    }
+    assert (first["RowsQuarantined"], first["FilesRejected"], first["status"]) == ([2.0], [0.0], "PARTIAL")
+    second = records[f"s3://{INGEST}/{rejected['key']}"]
+    assert (second["RowsQuarantined"], second["FilesRejected"], second["status"]) == (
+        [1.0],
+        [1.0],
+        "REJECTED",
+    )

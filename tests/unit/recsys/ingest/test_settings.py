@@ -65,3 +65,40 @@ def test_a_malformed_value_is_named(name: str, value: str) -> None:
 def test_parts_smaller_than_8_mib_are_refused() -> None:
     with pytest.raises(SettingsError, match="part_bytes"):
         IngestSettings("i", "c", "m", part_bytes=5 * MIB)
+
+
+def test_items_table_and_training_are_off_unless_configured() -> None:
+    settings = IngestSettings.from_env(REQUIRED)
+    assert (settings.items_table, settings.pipeline_state_table, settings.state_machine_arn) == ("", "", "")
+    assert not settings.starts_training
+    assert settings.run_lease_s == 24 * 3600
+
+
+def test_items_table_and_training_settings() -> None:
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:recsys-pipeline"
+    env = REQUIRED | {
+        contracts.ITEMS_TABLE_ENV: "items",
+        contracts.PIPELINE_STATE_TABLE_ENV: "state",
+        contracts.STATE_MACHINE_ARN_ENV: arn,
+        contracts.PIPELINE_RUN_LEASE_ENV: "7200",
+    }
+    settings = IngestSettings.from_env(env)
+    assert (settings.items_table, settings.pipeline_state_table, settings.state_machine_arn) == (
+        "items",
+        "state",
+        arn,
+    )
+    assert settings.starts_training
+    assert settings.run_lease_s == 7200
+
+
+def test_a_state_machine_without_a_state_table_is_refused() -> None:
+    env = REQUIRED | {contracts.STATE_MACHINE_ARN_ENV: "arn:aws:states:us-east-1:1:stateMachine:x"}
+    with pytest.raises(SettingsError, match=contracts.PIPELINE_STATE_TABLE_ENV):
+        IngestSettings.from_env(env)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon"])
+def test_a_bad_lease_is_named(value: str) -> None:
+    with pytest.raises(SettingsError, match=contracts.PIPELINE_RUN_LEASE_ENV):
+        IngestSettings.from_env(REQUIRED | {contracts.PIPELINE_RUN_LEASE_ENV: value})
