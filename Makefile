@@ -13,7 +13,7 @@ SAMPLE := data/sample/ml-latest-small
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help install demo test lint typecheck unit synth bench lock clean
+.PHONY: help install demo test lint typecheck unit synth bench lock clean vendor
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ unit: $(STAMP) ## only the fast tier
 
 synth: $(STAMP) ## synthesize the CloudFormation template offline (cdk.out/)
 	npx cdk synth --no-notices -q
+
+vendor: ## re-vendor the SageMaker SDK's FM image table (pip download of sagemaker-core, no install)
+	$(BIN)/python -m training.fm.vendor_image_table
 
 bench: $(STAMP) ## run the benchmarks (slow; results go to benchmarks/out/)
 	$(BIN)/python benchmarks/validator_throughput.py

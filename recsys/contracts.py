@@ -124,8 +124,9 @@ STATE_MACHINE_ARN_ENV = "RECSYS_STATE_MACHINE_ARN"
 # local directory. Parquet lists are best first; scores are float32; every row carries the model version.
 MODELS_PREFIX = "models/"
 MODEL_INFO_FILE = "model.json"  # {"model_version", "model_kind", "k", "created_at", "run_id", ...}
-MODEL_RECS_DIR = "recommendations/"  # Parquet: user_id, item_ids list<string>, scores list<float>, model_version
-MODEL_SIMILAR_DIR = "similar_items/"  # Parquet: item_id, item_ids list<string>, scores list<float>, model_version
+# Parquet lists: user_id (or item_id), item_ids list<string>, scores list<float>, model_version.
+MODEL_RECS_DIR = "recommendations/"  # each user's top-k unseen items
+MODEL_SIMILAR_DIR = "similar_items/"  # each item's most similar items
 MODEL_POPULARITY_FILE = "popularity.parquet"  # item_id, score (float64), best first
 MODEL_ITEM_VECTORS_FILE = "item_vectors.npz"  # item_ids (str), factors float32 (n, f), bias float32 (n,)
 RECS_USER_COLUMN = "user_id"
@@ -178,3 +179,8 @@ SERVING_API_HTTP_API = "http-api"  # API Gateway HTTP API (payload 2.0): the pat
 # Lambdas (POWERTOOLS_SERVICE_NAME; the dimension service=<name> of their metrics).
 RECOMMEND_SERVICE_NAME = "recsys-recommend"
 PUBLISH_SERVICE_NAME = "recsys-publish"
+
+# SageMaker FM training jobs (training/fm/sagemaker.py by hand, stacks/fm_training.py from Step Functions):
+# both name jobs FM_JOB_NAME_PREFIX + a unique suffix and tag them with the run id under FM_RUN_ID_TAG.
+FM_JOB_NAME_PREFIX = "recsys-fm-"
+FM_RUN_ID_TAG = "recsys:run-id"
