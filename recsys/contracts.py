@@ -44,6 +44,7 @@ DSSTNE_SAMPLE_INDEX_FILE = "samples_input"
 DSSTNE_RECS_FILE = "recs.txt"
 DSSTNE_METRICS_FILE = "metrics.json"
 DSSTNE_SUCCESS_FILE = "_SUCCESS"
+DSSTNE_MODEL_DIR = "model/"  # the recommendations in the publish format (MODEL_* below), for publish
 
 # The Glue preprocessing job (glue/job.py; stacks/preprocessing.py). Glue passes `--NAME value`; the job
 # reads the curated ingest Parquet under INPUT_URI and writes one run under <OUTPUT_URI>RUNS_PREFIX<run id>/.
@@ -144,6 +145,7 @@ FM_PREFIX = "fm/"
 # for the monitoring issue's alarms). The stack sets POWERTOOLS_METRICS_NAMESPACE to METRICS_NAMESPACE; the
 # ingest Lambda emits, per processed object, the rows it quarantined and 1 when the whole file was rejected.
 METRICS_NAMESPACE = "RecsysPipeline"
+INGEST_ROWS_ACCEPTED_METRIC = "RowsAccepted"
 INGEST_ROWS_QUARANTINED_METRIC = "RowsQuarantined"
 INGEST_FILES_REJECTED_METRIC = "FilesRejected"
 # Powertools service names (POWERTOOLS_SERVICE_NAME): Metrics adds the dimension service=<name> to every
@@ -184,3 +186,28 @@ PUBLISH_SERVICE_NAME = "recsys-publish"
 # both name jobs FM_JOB_NAME_PREFIX + a unique suffix and tag them with the run id under FM_RUN_ID_TAG.
 FM_JOB_NAME_PREFIX = "recsys-fm-"
 FM_RUN_ID_TAG = "recsys:run-id"
+
+# FM training output, from either backend (training/fm/local.py, training/fm/sagemaker.py): the model artifact
+# (training/fm/artifact.py) and the local trainer's metrics (final test metrics under SageMaker's names, the
+# per-epoch history, timings) in the output folder.
+FM_MODEL_FILE = "model.npz"
+FM_METRICS_FILE = "metrics.json"
+
+# The pipeline state machine and its step Lambdas (stacks/orchestration.py, lambdas/pipeline,
+# recsys/pipeline_steps.py). FM import + top-k runs as a Batch CPU job on the DSSTNE image; it reads the
+# SageMaker model.tar.gz and the run folder and writes the publish format under
+# s3://<artifacts>/MODELS_PREFIX<version>/. The DSSTNE job writes its publish-format folder under
+# s3://<artifacts>/DSSTNE_PREFIX<run id>/DSSTNE_MODEL_DIR. The evaluate step emits model metrics
+# (Powertools Metrics, dimensions service, MODEL_METRIC_DIMENSION and version) and returns them to the state.
+PIPELINE_SERVICE_NAME = "recsys-pipeline"
+FM_TOPK_MODEL_URI_ENV = "RECSYS_FM_MODEL_URI"  # s3://…/model.tar.gz of the training job
+FM_TOPK_RUN_URI_ENV = "RECSYS_FM_RUN_URI"  # s3://<curated>/curated/runs/<run id>/
+FM_TOPK_OUTPUT_URI_ENV = "RECSYS_FM_OUTPUT_URI"  # s3://<artifacts>/models/<version>/
+FM_TOPK_MODEL_VERSION_ENV = "RECSYS_FM_MODEL_VERSION"
+FM_MODEL_VERSION_PREFIX = "fm-"  # FM versions: fm-<run id>; DSSTNE versions: dsstne-<run id>
+DSSTNE_MODEL_VERSION_PREFIX = "dsstne-"
+EVAL_K_ENV = "RECSYS_EVAL_K"
+GATE_METRIC_ENV = "RECSYS_GATE_METRIC"
+GATE_MARGIN_ENV = "RECSYS_GATE_MARGIN"
+GATE_TOLERANCE_ENV = "RECSYS_GATE_TOLERANCE"
+MODEL_METRIC_DIMENSION = "model"

@@ -34,6 +34,30 @@ GLUE_WORKER_TYPES: tuple[str, ...] = (
     "R.8X",
 )
 MAX_GLUE_TIMEOUT_MINUTES = 10080  # 7 days, Glue's ceiling for a batch job
+LAMBDA_MEMORY_MB = (128, 10240)  # Lambda's range of memory sizes
+MAX_LAMBDA_TIMEOUT_SECONDS = 900
+LAMBDA_EPHEMERAL_STORAGE_MB = (512, 10240)  # Lambda's range of /tmp sizes
+MAX_HTTP_API_TIMEOUT_SECONDS = 30  # API Gateway's integration timeout ceiling for an HTTP API
+SERVING_APIS: tuple[str, ...] = ("function-url", "http-api")  # recsys.contracts.SERVING_API_* (a test checks)
+MIN_SQS_MAX_CONCURRENCY = 2  # an SQS event source's maximum concurrency is at least 2
+# The retention periods CloudWatch Logs accepts (days).
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653
+)  # fmt: skip
+# SageMaker FM training (stacks/fm_training.py): a CPU instance type, with or without the "ml." prefix
+# (written once: CDK adds it, so "ml.ml." is refused); FM trains sparse data on CPU only.
+_FM_INSTANCE_TYPE = re.compile(r"^(ml\.)?(?P<family>[a-z]+\d+[a-z-]*)\.[a-z0-9]+$")
+_ACCELERATED_FAMILY = re.compile(r"^(p|g|inf|trn|dl)\d")
+FM_PREDICTOR_TYPES: tuple[str, ...] = ("binary_classifier", "regressor")
+MAX_FM_RUNTIME_MINUTES = 40320  # 28 days, SageMaker's ceiling for MaxRuntimeInSeconds
+MAX_FM_VOLUME_GB = 16384
+# The pipeline state machine (stacks/orchestration.py).
+_SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$")
+MAX_PIPELINE_TIMEOUT_MINUTES = 24 * 60  # the trigger's lease (recsys.ingest.trigger.DEFAULT_LEASE_S)
+MAX_TOP_K = 100  # recsys.contracts.MAX_TOP_K
+GATE_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "map")  # recsys.model_eval's metrics
+FARGATE_VCPUS: tuple[int, ...] = (1, 2, 4, 8, 16)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class ConfigError(ValueError):
@@ -71,6 +95,79 @@ class StageConfig:
     """Glue workers, the driver included (at least 2)."""
     preprocessing_timeout_minutes: int = 120
     """A preprocessing run still going after this is stopped (and fails)."""
+    ingest_memory_mb: int = 2048
+    """Memory of the ingest Lambda (CPU grows with it; Arrow's CSV and Parquet work is CPU-bound)."""
+    ingest_timeout_seconds: int = 900
+    """Time limit of one ingest invocation; the queue's visibility timeout is six times this."""
+    ingest_reserved_concurrency: int = 10
+    """Ingest Lambdas at most at once; also the queue poller's maximum concurrency, so none is throttled."""
+    events_memory_mb: int = 256
+    """Memory of the real-time events Lambda."""
+    events_timeout_seconds: int = 30
+    """Time limit of one events request (up to 500 events, with retries of DynamoDB and Firehose)."""
+    events_reserved_concurrency: int = 50
+    """Events Lambdas at most at once; requests beyond it are throttled (HTTP 429 once behind the API)."""
+    lambda_log_retention_days: int = 365
+    """How long the Lambdas' logs are kept (one of CloudWatch Logs' retention periods)."""
+    fm_instance_type: str = "ml.c5.xlarge"
+    """SageMaker FM training instance (a CPU type: ml.c5.*, ml.m5.*; "c5.xlarge" works too)."""
+    fm_instance_count: int = 1
+    """More than one shards the channels by S3 key (each instance needs at least one file)."""
+    fm_volume_size_gb: int = 30
+    fm_max_runtime_minutes: int = 120
+    """A training job still running after this is stopped (and fails)."""
+    fm_spot: bool = False
+    """Managed Spot training (cheaper; waits up to twice the max runtime for capacity)."""
+    fm_predictor_type: str = "binary_classifier"
+    fm_num_factors: int = 64
+    fm_epochs: int = 20
+    """Always sent: the service's default is 1 epoch."""
+    fm_mini_batch_size: int = 1000
+    serving_api: str = "function-url"
+    """Front end of the recommendation Lambda: "function-url" (a Function URL, AWS_IAM auth) or "http-api"
+    (an API Gateway HTTP API with an IAM authorizer on every route, access logs, stage throttling)."""
+    recommend_memory_mb: int = 1024
+    """Memory of the recommendation Lambda (CPU grows with it: fold-in scores every item with numpy)."""
+    recommend_timeout_seconds: int = 10
+    """Time limit of one API request (at most 30 with "http-api": API Gateway gives up after 30 s)."""
+    recommend_reserved_concurrency: int = 100
+    """Recommendation Lambdas at most at once; requests beyond it get HTTP 429 (Function URL) or 503."""
+    recommend_provisioned_concurrency: int = 0
+    """Pre-initialized copies (no cold starts) on the alias "live"; 0: none. At most the reserved one."""
+    serving_throttle_rate_limit: int = 1000
+    """"http-api" only: the stage's steady request rate per second."""
+    serving_throttle_burst_limit: int = 500
+    """"http-api" only: the stage's burst of requests."""
+    publish_memory_mb: int = 2048
+    """Memory of the publish Lambda (Parquet reading and parallel BatchWriteItem)."""
+    publish_timeout_seconds: int = 900
+    """Time limit of one publish; a model too large to load in it needs a bigger Lambda or a Batch step."""
+    publish_ephemeral_storage_mb: int = 2048
+    """/tmp of the publish Lambda: the model folder is copied there first, so it bounds the model's size."""
+    pipeline_schedule: str = ""
+    """EventBridge Scheduler expression ("rate(1 day)", "cron(0 3 * * ? *)") that requests a run, through the
+    same one-run lock as uploads; "" (the default): runs start from uploads only."""
+    pipeline_timeout_minutes: int = 720
+    """A pipeline run still going after this fails (and frees the lock); below the trigger's 24 h lease."""
+    eval_k: int = 10
+    """List length of the gate's metrics (precision, recall, nDCG at k)."""
+    gate_metric: str = "precision@10"
+    """The metric the gate compares: precision, recall, ndcg or map, "@" eval_k (recsys.model_eval's keys)."""
+    gate_margin: float = 0.10
+    """The best model is published only if its metric beats popularity's by this fraction (0.10: by 10 %)."""
+    gate_tolerance: float = 0.02
+    """... and is not below the live model's, measured on the same split, by more than this (absolute)."""
+    evaluate_memory_mb: int = 3008
+    """Memory of the evaluate Lambda (it loads the held-out split and every model's lists)."""
+    evaluate_timeout_seconds: int = 900
+    evaluate_ephemeral_storage_mb: int = 4096
+    """/tmp of the evaluate Lambda: the run's split and maps plus each model's lists are copied there."""
+    fm_topk_vcpus: int = 4
+    """vCPUs of the Fargate job that imports the SageMaker FM model and writes each user's top-k."""
+    fm_topk_memory_mb: int = 16384
+    """Memory of that job (Fargate: 2 to 8 GiB per vCPU, whole GiB)."""
+    alarm_email: str = ""
+    """An address subscribed to the alarm and pipeline topic (it must confirm); "": none."""
 
     @classmethod
     def from_context(cls, stage: object, stages: object) -> StageConfig:
@@ -110,6 +207,171 @@ class StageConfig:
                 raise ConfigError(f"context '{where}.{f.name}': expected a whole number >= 1, got {value!r}")
         self._check_dsstne(where)
         self._check_preprocessing(where)
+        self._check_lambdas(where)
+        self._check_fm(where)
+        self._check_serving(where)
+        self._check_pipeline(where)
+
+    def _check_pipeline(self, where: str) -> None:
+        if self.pipeline_schedule and not _SCHEDULE.match(self.pipeline_schedule):
+            raise ConfigError(
+                f"context '{where}.pipeline_schedule': expected \"\" or an EventBridge Scheduler expression "
+                f"like 'rate(1 day)' or 'cron(0 3 * * ? *)', got {self.pipeline_schedule!r}"
+            )
+        if not 1 <= self.pipeline_timeout_minutes < MAX_PIPELINE_TIMEOUT_MINUTES:
+            raise ConfigError(
+                f"context '{where}.pipeline_timeout_minutes': expected 1 to "
+                f"{MAX_PIPELINE_TIMEOUT_MINUTES - 1} "
+                f"(below the run lock's 24 h lease), got {self.pipeline_timeout_minutes!r}"
+            )
+        if not 1 <= self.eval_k <= MAX_TOP_K:
+            raise ConfigError(f"context '{where}.eval_k': expected 1 to {MAX_TOP_K}, got {self.eval_k!r}")
+        name, _, k = self.gate_metric.partition("@")
+        if name not in GATE_METRICS or k != str(self.eval_k):
+            raise ConfigError(
+                f"context '{where}.gate_metric': expected one of {GATE_METRICS} followed by '@{self.eval_k}' "
+                f"(eval_k), got {self.gate_metric!r}"
+            )
+        for key in ("gate_margin", "gate_tolerance"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"context '{where}.{key}': expected 0.0 to 1.0, got {getattr(self, key)!r}")
+        low, high = LAMBDA_MEMORY_MB
+        if not low <= self.evaluate_memory_mb <= high:
+            raise ConfigError(
+                f"context '{where}.evaluate_memory_mb': expected {low} to {high} (MB), "
+                f"got {self.evaluate_memory_mb!r}"
+            )
+        if not 1 <= self.evaluate_timeout_seconds <= MAX_LAMBDA_TIMEOUT_SECONDS:
+            raise ConfigError(
+                f"context '{where}.evaluate_timeout_seconds': expected 1 to {MAX_LAMBDA_TIMEOUT_SECONDS} "
+                f"(Lambda's limit), got {self.evaluate_timeout_seconds!r}"
+            )
+        low, high = LAMBDA_EPHEMERAL_STORAGE_MB
+        if not low <= self.evaluate_ephemeral_storage_mb <= high:
+            raise ConfigError(
+                f"context '{where}.evaluate_ephemeral_storage_mb': expected {low} to {high} (MB), "
+                f"got {self.evaluate_ephemeral_storage_mb!r}"
+            )
+        vcpus, memory = self.fm_topk_vcpus, self.fm_topk_memory_mb
+        if vcpus not in FARGATE_VCPUS:
+            raise ConfigError(
+                f"context '{where}.fm_topk_vcpus': expected one of {FARGATE_VCPUS}, got {vcpus!r}"
+            )
+        if memory % 1024 or not 2048 * vcpus <= memory <= 8192 * vcpus:
+            raise ConfigError(
+                f"context '{where}.fm_topk_memory_mb': expected whole GiB from {2048 * vcpus} to "
+                f"{8192 * vcpus} "
+                f"(Fargate: 2 to 8 GiB per vCPU), got {memory!r}"
+            )
+        if self.alarm_email and not _EMAIL.match(self.alarm_email):
+            raise ConfigError(
+                f"context '{where}.alarm_email': expected \"\" or an e-mail address, got {self.alarm_email!r}"
+            )
+
+    def _check_lambdas(self, where: str) -> None:
+        low, high = LAMBDA_MEMORY_MB
+        for key in ("ingest_memory_mb", "events_memory_mb"):
+            value = getattr(self, key)
+            if not low <= value <= high:
+                raise ConfigError(f"context '{where}.{key}': expected {low} to {high} (MB), got {value!r}")
+        for key in ("ingest_timeout_seconds", "events_timeout_seconds"):
+            if not 1 <= getattr(self, key) <= MAX_LAMBDA_TIMEOUT_SECONDS:
+                raise ConfigError(
+                    f"context '{where}.{key}': expected 1 to {MAX_LAMBDA_TIMEOUT_SECONDS} (Lambda's limit), "
+                    f"got {getattr(self, key)!r}"
+                )
+        if self.ingest_reserved_concurrency < MIN_SQS_MAX_CONCURRENCY:
+            raise ConfigError(
+                f"context '{where}.ingest_reserved_concurrency': expected a whole number >= "
+                f"{MIN_SQS_MAX_CONCURRENCY} (the queue poller's least maximum concurrency), "
+                f"got {self.ingest_reserved_concurrency!r}"
+            )
+        if self.events_reserved_concurrency < 1:
+            raise ConfigError(
+                f"context '{where}.events_reserved_concurrency': expected a whole number >= 1 (0 would "
+                f"throttle every request), got {self.events_reserved_concurrency!r}"
+            )
+        if self.lambda_log_retention_days not in LOG_RETENTION_DAYS:
+            raise ConfigError(
+                f"context '{where}.lambda_log_retention_days': expected one of CloudWatch Logs' periods "
+                f"{LOG_RETENTION_DAYS}, got {self.lambda_log_retention_days!r}"
+            )
+
+    def _check_serving(self, where: str) -> None:
+        if self.serving_api not in SERVING_APIS:
+            raise ConfigError(
+                f"context '{where}.serving_api': expected one of {SERVING_APIS}, got {self.serving_api!r}"
+            )
+        low, high = LAMBDA_MEMORY_MB
+        for key in ("recommend_memory_mb", "publish_memory_mb"):
+            if not low <= getattr(self, key) <= high:
+                raise ConfigError(
+                    f"context '{where}.{key}': expected {low} to {high} (MB), got {getattr(self, key)!r}"
+                )
+        timeout_limit = MAX_LAMBDA_TIMEOUT_SECONDS
+        if self.serving_api == "http-api":
+            timeout_limit = MAX_HTTP_API_TIMEOUT_SECONDS
+        for key, limit, why in (
+            ("recommend_timeout_seconds", timeout_limit, f"the {self.serving_api} front end's limit"),
+            ("publish_timeout_seconds", MAX_LAMBDA_TIMEOUT_SECONDS, "Lambda's limit"),
+        ):
+            if not 1 <= getattr(self, key) <= limit:
+                raise ConfigError(
+                    f"context '{where}.{key}': expected 1 to {limit} ({why}), got {getattr(self, key)!r}"
+                )
+        reserved = self.recommend_reserved_concurrency
+        if reserved < 1:
+            raise ConfigError(
+                f"context '{where}.recommend_reserved_concurrency': expected a whole number >= 1 (0 would "
+                f"throttle every request), got {reserved!r}"
+            )
+        if not 0 <= self.recommend_provisioned_concurrency <= reserved:
+            raise ConfigError(
+                f"context '{where}.recommend_provisioned_concurrency': expected 0 to {reserved} (at most the "
+                f"reserved concurrency), got {self.recommend_provisioned_concurrency!r}"
+            )
+        for key in ("serving_throttle_rate_limit", "serving_throttle_burst_limit"):
+            if getattr(self, key) < 1:
+                raise ConfigError(
+                    f"context '{where}.{key}': expected a whole number >= 1, got {getattr(self, key)!r}"
+                )
+        low, high = LAMBDA_EPHEMERAL_STORAGE_MB
+        if not low <= self.publish_ephemeral_storage_mb <= high:
+            raise ConfigError(
+                f"context '{where}.publish_ephemeral_storage_mb': expected {low} to {high} (MB), "
+                f"got {self.publish_ephemeral_storage_mb!r}"
+            )
+
+    def _check_fm(self, where: str) -> None:
+        name = self.fm_instance_type
+        if name.startswith("ml.ml."):
+            raise ConfigError(
+                f"context '{where}.fm_instance_type': {name!r} has a doubled 'ml.' prefix "
+                "(write ml.c5.xlarge or c5.xlarge)"
+            )
+        match = _FM_INSTANCE_TYPE.match(name)
+        if not match or _ACCELERATED_FAMILY.match(match["family"]):
+            raise ConfigError(
+                f"context '{where}.fm_instance_type': {name!r} is not a CPU instance type like ml.c5.xlarge "
+                "(SageMaker's FM trains sparse data on CPU instances only)"
+            )
+        if self.fm_predictor_type not in FM_PREDICTOR_TYPES:
+            raise ConfigError(
+                f"context '{where}.fm_predictor_type': expected one of {FM_PREDICTOR_TYPES}, "
+                f"got {self.fm_predictor_type!r}"
+            )
+        limits = {
+            "fm_instance_count": 100,
+            "fm_volume_size_gb": MAX_FM_VOLUME_GB,
+            "fm_max_runtime_minutes": MAX_FM_RUNTIME_MINUTES,
+            "fm_num_factors": 10000,
+            "fm_epochs": 10000,
+            "fm_mini_batch_size": 1000000,
+        }
+        for key, high in limits.items():
+            value = getattr(self, key)
+            if not 1 <= value <= high:
+                raise ConfigError(f"context '{where}.{key}': expected 1 to {high}, got {value!r}")
 
     def _check_preprocessing(self, where: str) -> None:
         if self.preprocessing_worker_type not in GLUE_WORKER_TYPES:

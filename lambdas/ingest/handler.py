@@ -135,7 +135,11 @@ def runtime() -> Runtime:
 
 
 def emit_metrics(outcome: dict[str, Any]) -> None:
-    """One embedded-metrics record per object: rows quarantined, and 1 when the whole file was rejected."""
+    """One embedded-metrics record per object: rows curated, rows quarantined, and 1 when the whole file was
+    rejected."""
+    metrics.add_metric(
+        name=contracts.INGEST_ROWS_ACCEPTED_METRIC, unit=MetricUnit.Count, value=outcome["rows_valid"]
+    )
     metrics.add_metric(
         name=contracts.INGEST_ROWS_QUARANTINED_METRIC,
         unit=MetricUnit.Count,

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from recsys import __version__
-from recsys.cli import evaluate, synth, validate
+from recsys.cli import evaluate, openapi, publish, synth, validate
 
-COMMANDS = (validate, evaluate, synth)
+COMMANDS = (validate, evaluate, synth, publish, openapi)
 PLUGIN_GROUP = "recsys.commands"
 
 

@@ -157,6 +157,10 @@ def _text_seconds(value: str) -> Decimal:
     return Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 1_000_000
 
 
+MAX_RATING = 1e6  # ratings are small numbers on a scale (1-5, 0-10, 0-100); this bounds nonsense
+RATING_DECIMALS = 6
+
+
 def _rating(value: object) -> float | None:
     if value is None:
         return None
@@ -166,9 +170,10 @@ def _rating(value: object) -> float | None:
         rating = float(value)
     except OverflowError:
         rating = math.inf
-    if not math.isfinite(rating):
-        raise FieldError(RATING, "rating must be a finite number")
-    return rating
+    if not math.isfinite(rating) or abs(rating) > MAX_RATING:
+        raise FieldError(RATING, f"rating must be a finite number from -{MAX_RATING:g} to {MAX_RATING:g}")
+    # DynamoDB numbers keep 38 significant digits from 1e-130 on; a rating is nowhere near that fine.
+    return round(rating, RATING_DECIMALS)
 
 
 def _json_type(value: object) -> str:

@@ -141,7 +141,7 @@ def test_job_queue_feeds_the_compute_environment_and_cancels_jobs_that_can_never
         ("MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT", "RUNNABLE", "CANCEL"),
         ("MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE", "RUNNABLE", "CANCEL"),
     }
-    dev.template.resource_count_is("AWS::Batch::JobQueue", 1)
+    dev.template.resource_count_is("AWS::Batch::JobQueue", 2)  # and the FM top-k queue (orchestration)
 
 
 # --- job definitions ---------------------------------------------------------------------------------
@@ -231,8 +231,16 @@ def test_job_role_reads_and_writes_only_the_run_prefixes(dev: Synth) -> None:
         if {"Ref": role} in p["Properties"]["Roles"]
     ]
     (policy,) = policies
+    run_inputs = f"curated/runs/*/{contracts.DSSTNE_PREFIX}*"  # the preprocessing run's text parts
+    run_objects = {"Fn::Join": ["", [{"Fn::GetAtt": [curated, "Arn"]}, f"/{run_inputs}"]]}
     assert policy["PolicyDocument"]["Statement"] == [
-        {"Action": "s3:GetObject", "Effect": "Allow", "Resource": objects(curated)},
+        {"Action": "s3:GetObject", "Effect": "Allow", "Resource": [run_objects, objects(curated)]},
+        {
+            "Action": "s3:ListBucket",
+            "Condition": {"StringLike": {"s3:prefix": [run_inputs]}},
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [curated, "Arn"]},
+        },
         {
             "Action": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"],
             "Effect": "Allow",

@@ -3,13 +3,17 @@
 Settings come from the environment (names in `recsys/contracts.py`); the run reads and writes:
 
     <input>  = $RECSYS_DSSTNE_INPUT_URI, default s3://$RECSYS_CURATED_BUCKET/dsstne/<run id>/
-        config.json              the network (or $RECSYS_DSSTNE_CONFIG_URI, any S3 object)
+        config.json              the network (or $RECSYS_DSSTNE_CONFIG_URI, any S3 object); without
+                                 either, the built-in tuned network (configs/autoencoder.json, trained
+                                 with Adam: see BUILTIN_TRAIN_FLAGS)
         input.txt [output.txt]   DSSTNE text (`sample<TAB>feature[,value]:…`); output.txt: default input.txt
         — or interactions.txt    one text used as both
         — or input/ [output/]    folders of text parts, as the preprocessing job writes them under
                                  curated/runs/<run id>/dsstne/ (point $RECSYS_DSSTNE_INPUT_URI there)
     <output> = $RECSYS_DSSTNE_OUTPUT_URI, default s3://$RECSYS_ARTIFACTS_BUCKET/dsstne/<run id>/
-        network.nc features_input features_output samples_input recs.txt metrics.json, then _SUCCESS
+        network.nc features_input features_output samples_input recs.txt metrics.json
+        model/                   recs.txt in the publish format (recsys/model_outputs.py), for `publish`
+        _SUCCESS                 last
 
 The steps are DSSTNE's MovieLens sample (reference/dsstne.md §2), run through the same argument parsers
 and handlers as `recsys dsstne …`: both datasets share one sample index, and the input text is predict's
@@ -44,6 +48,7 @@ from types import FrameType
 from typing import Any
 
 from recsys import contracts
+from training.dsstne.export import export_recommendations
 from training.dsstne.job_settings import JobError, JobSettings, S3Location, settings_from_env
 
 LOG = logging.getLogger("recsys.dsstne.job")
@@ -64,14 +69,23 @@ def exists(s3: Any, location: S3Location) -> bool:
     return any(item["Key"] == location.key for item in listing.get("Contents", []))
 
 
+BUILTIN_CONFIG = Path(__file__).resolve().parent / "configs" / "autoencoder.json"
+BUILTIN_TRAIN_FLAGS = ("--optimizer", "adam", "-alpha", "0.001", "-lambda", "0.00001")
+"""How the built-in network is trained: the `autoencoder` preset's optimizer (training/dsstne/recommender.py),
+which is what makes it beat popularity; DSSTNE's own SGD defaults apply to a config the user supplies."""
+
+
 @dataclass(frozen=True)
 class RunInputs:
     """The objects a run reads. A text is one object or the parts of a folder, read in key order;
     `output_text` is `input_text` when one text serves both."""
 
-    config: S3Location
+    config: S3Location | None
+    """None: the built-in network (BUILTIN_CONFIG)."""
     input_text: tuple[S3Location, ...]
     output_text: tuple[S3Location, ...]
+    encoded_names: bool = False
+    """Names are form-URL-encoded ids (the preprocessing job's text parts); decoded when exported."""
 
 
 def text_parts(s3: Any, folder: S3Location) -> tuple[S3Location, ...]:
@@ -88,8 +102,12 @@ def text_parts(s3: Any, folder: S3Location) -> tuple[S3Location, ...]:
 
 def find_inputs(s3: Any, settings: JobSettings) -> RunInputs:
     """Locate the run's objects under its input prefix (layout in the module docstring)."""
+    config: S3Location | None = settings.config
     if not exists(s3, settings.config):
-        raise JobError(f"{settings.config.uri}: network config not found")
+        if settings.config_explicit:
+            raise JobError(f"{settings.config.uri}: network config not found")
+        LOG.info("%s not found: training the built-in network %s", settings.config.uri, BUILTIN_CONFIG.name)
+        config = None
     source = settings.input
     inputs, outputs, both = (
         source.child(name)
@@ -100,13 +118,13 @@ def find_inputs(s3: Any, settings: JobSettings) -> RunInputs:
         )
     )
     if exists(s3, inputs):
-        return RunInputs(settings.config, (inputs,), (outputs,) if exists(s3, outputs) else (inputs,))
+        return RunInputs(config, (inputs,), (outputs,) if exists(s3, outputs) else (inputs,))
     if exists(s3, both):
-        return RunInputs(settings.config, (both,), (both,))
+        return RunInputs(config, (both,), (both,))
     input_parts = text_parts(s3, source.child(DSSTNE_INPUT_FOLDER))
     if input_parts:
         output_parts = text_parts(s3, source.child(DSSTNE_OUTPUT_FOLDER))
-        return RunInputs(settings.config, input_parts, output_parts or input_parts)
+        return RunInputs(config, input_parts, output_parts or input_parts, encoded_names=True)
     raise JobError(
         f"{source.uri}: no inputs: expected {contracts.DSSTNE_INPUT_FILE} (and optionally "
         f"{contracts.DSSTNE_OUTPUT_FILE}), {contracts.DSSTNE_INTERACTIONS_FILE}, or text parts under "
@@ -119,13 +137,18 @@ class LocalInputs:
     config: Path
     input_text: Path
     output_text: Path
+    encoded_names: bool = False
+    builtin_config: bool = False
 
 
 def download(s3: Any, inputs: RunInputs, workdir: Path) -> LocalInputs:
     """Fetch the config and the texts; a text in parts is concatenated into one file."""
-    LOG.info("downloading %s", inputs.config.uri)
     config = workdir / contracts.DSSTNE_CONFIG_FILE
-    s3.download_file(inputs.config.bucket, inputs.config.key, str(config))
+    if inputs.config is None:
+        shutil.copyfile(BUILTIN_CONFIG, config)
+    else:
+        LOG.info("downloading %s", inputs.config.uri)
+        s3.download_file(inputs.config.bucket, inputs.config.key, str(config))
     texts: dict[tuple[S3Location, ...], Path] = {}
     for parts, name in ((inputs.input_text, "input.txt"), (inputs.output_text, "output.txt")):
         if parts in texts:
@@ -146,7 +169,13 @@ def download(s3: Any, inputs: RunInputs, workdir: Path) -> LocalInputs:
                     if source.read(1) != b"\n":  # a part's last line must not run into the next part
                         out.write(b"\n")
         piece.unlink()
-    return LocalInputs(config, texts[inputs.input_text], texts[inputs.output_text])
+    return LocalInputs(
+        config,
+        texts[inputs.input_text],
+        texts[inputs.output_text],
+        encoded_names=inputs.encoded_names,
+        builtin_config=inputs.config is None,
+    )
 
 
 def publish(s3: Any, files: Mapping[str, Path], metrics: Mapping[str, Any], output: S3Location) -> None:
@@ -273,6 +302,11 @@ def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
     LOG.info("%s done in %.1fs", step, seconds[step])
 
 
+def model_version(run_id: str) -> str:
+    """The published model version of a run: "dsstne-<run id>", in the characters versions allow."""
+    return "dsstne-" + re.sub(r"[^A-Za-z0-9._:-]", "-", run_id)[:90]
+
+
 def run_dsstne(
     local: LocalInputs, workdir: Path, settings: JobSettings, seconds: dict[str, float]
 ) -> tuple[dict[str, Path], dict[str, Any]]:
@@ -303,7 +337,7 @@ def run_dsstne(
     tee = _Tee(sys.stderr)
     train = _flags(
         "train", c=local.config, i=input_nc, o=output_nc, n=network, b=settings.batch, e=settings.epochs
-    )
+    ) + (list(BUILTIN_TRAIN_FLAGS) if local.builtin_config else [])
     with _timed(seconds, "train"), contextlib.redirect_stderr(tee):
         gpus = gpu_count()
         if gpus > 1:  # one process per GPU under torchrun (the multi-GPU job definition)
@@ -327,13 +361,30 @@ def run_dsstne(
                 r=local.input_text,
             )
         )
+    with _timed(seconds, "export"):
+        model = workdir / contracts.DSSTNE_MODEL_DIR.rstrip("/")
+        exported = export_recommendations(
+            files[contracts.DSSTNE_RECS_FILE],
+            local.input_text,
+            model,
+            model_version=model_version(settings.run_id),
+            run_id=settings.run_id,
+            decode_names=local.encoded_names,
+        )
+    # model.json last among the model's files: a folder without it is incomplete.
+    for path in sorted(model.rglob("*"), key=lambda p: (p.name == contracts.MODEL_INFO_FILE, str(p))):
+        if path.is_file():
+            files[f"{contracts.DSSTNE_MODEL_DIR}{path.relative_to(model).as_posix()}"] = path
     metrics = {
         "run_id": settings.run_id,
+        "model_version": model_version(settings.run_id),
+        "exported": exported,
         "epochs": settings.epochs,
         "batch": settings.batch,
         "top_k": settings.top_k,
         "final_error": error if error is not None and math.isfinite(error) else None,
         "datasets": {"input": input_name, "output": output_name},
+        "network": BUILTIN_CONFIG.name if local.builtin_config else "supplied config.json",
     }
     return files, metrics
 

@@ -57,6 +57,8 @@ class JobSettings:
     input: S3Location
     output: S3Location
     config: S3Location
+    config_explicit: bool = False
+    """The config was named by its environment variable (a missing one is then an error, not the default)."""
     epochs: int = DEFAULT_EPOCHS
     batch: int = DEFAULT_BATCH
     top_k: int = DEFAULT_TOP_K
@@ -85,6 +87,7 @@ def settings_from_env(env: Mapping[str, str]) -> JobSettings:
         input=source,
         output=target,
         config=config,
+        config_explicit=bool(config_uri),
         epochs=_positive(env, contracts.DSSTNE_EPOCHS_ENV, DEFAULT_EPOCHS),
         batch=_positive(env, contracts.DSSTNE_BATCH_ENV, DEFAULT_BATCH),
         top_k=_positive(env, contracts.DSSTNE_TOP_K_ENV, DEFAULT_TOP_K),

@@ -547,10 +547,13 @@ def test_quarantine_counts_go_out_as_embedded_metrics(aws: Aws, capsys: pytest.C
     assert directive["Dimensions"] == [["service"]]
     assert first["service"] == contracts.INGEST_SERVICE_NAME
     assert {m["Name"] for m in directive["Metrics"]} == {
+        contracts.INGEST_ROWS_ACCEPTED_METRIC,
         contracts.INGEST_ROWS_QUARANTINED_METRIC,
         contracts.INGEST_FILES_REJECTED_METRIC,
     }
     assert (first["RowsQuarantined"], first["FilesRejected"], first["status"]) == ([2.0], [0.0], "PARTIAL")
+    assert first["RowsAccepted"] == [float(CSV.count(b"\n") - 1)]
+    assert records[f"s3://{INGEST}/{rejected['key']}"]["RowsAccepted"] == [0.0]
     second = records[f"s3://{INGEST}/{rejected['key']}"]
     assert (second["RowsQuarantined"], second["FilesRejected"], second["status"]) == (
         [1.0],

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote_plus
 
 import boto3
+import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
 from recsys import contracts
+from training.dsstne import job
 from training.dsstne.job import final_error, main
 from training.dsstne.job_settings import JobError, S3Location, parse_s3_uri, settings_from_env
 
@@ -104,13 +108,22 @@ def test_a_tiny_run_publishes_network_indexes_recs_and_metrics(s3: Any, layout: 
 
     # THEN every output is under the run's output prefix, _SUCCESS included
     files = outputs(s3)
-    assert set(files) == PUBLISHED
+    model = {name for name in files if name.startswith(contracts.DSSTNE_MODEL_DIR)}
+    assert set(files) - model == PUBLISHED
+    assert {name.removeprefix(contracts.DSSTNE_MODEL_DIR).split("/")[0] for name in model} == {
+        contracts.MODEL_INFO_FILE,
+        contracts.MODEL_POPULARITY_FILE,
+        contracts.MODEL_RECS_DIR.rstrip("/"),
+    }
     assert files[contracts.DSSTNE_SUCCESS_FILE] == b""
     metrics = json.loads(files[contracts.DSSTNE_METRICS_FILE])
     assert (metrics["run_id"], metrics["epochs"], metrics["batch"], metrics["top_k"]) == (RUN, 2, 8, 3)
     assert metrics["final_error"] > 0
     assert metrics["datasets"] == {"input": "tiny_input", "output": "tiny_output"}
-    assert set(metrics["seconds"]) == {"download", "generate", "train", "predict", "total"}
+    assert set(metrics["seconds"]) == {"download", "generate", "train", "predict", "export", "total"}
+    assert metrics["model_version"] == "dsstne-run-1"
+    catalog = {item for items in history.values() for item in items}
+    assert metrics["exported"] == {"users": len(history), "items": len(catalog), "k": 3}
     assert files[contracts.DSSTNE_NETWORK_FILE].startswith(b"\x89HDF")  # NetCDF-4
     # one line per user, k items each, none of them already in the user's history
     lines = files[contracts.DSSTNE_RECS_FILE].decode().splitlines()
@@ -130,11 +143,33 @@ def test_missing_inputs_fail_and_publish_nothing(s3: Any, caplog: pytest.LogCapt
     assert "no inputs: expected input.txt" in caplog.text
 
 
-def test_a_missing_config_fails_and_publishes_nothing(s3: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_missing_named_config_fails_and_publishes_nothing(
+    s3: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     put(s3, contracts.DSSTNE_INTERACTIONS_FILE, dsstne_text(histories()))
-    assert main([], env=ENV, s3=s3) == 1
+    config_uri = f"s3://{CURATED}/{INPUT_PREFIX}my-network.json"
+    assert main([], env={**ENV, contracts.DSSTNE_CONFIG_URI_ENV: config_uri}, s3=s3) == 1
     assert published(s3) == {}
-    assert f"s3://{CURATED}/{INPUT_PREFIX}config.json: network config not found" in caplog.text
+    assert f"{config_uri}: network config not found" in caplog.text
+
+
+def test_without_a_config_the_built_in_network_trains_with_adam(
+    s3: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN only the users' histories (as the preprocessing job writes them: no config.json)
+    put(s3, contracts.DSSTNE_INTERACTIONS_FILE, dsstne_text(histories()))
+    calls: list[list[str]] = []
+    real = job.dsstne
+    monkeypatch.setattr(job, "dsstne", lambda argv: (calls.append(list(argv)), real(argv))[1])
+    # WHEN the job runs
+    assert main([], env=ENV, s3=s3) == 0
+    # THEN the built-in network was trained with the tuned preset's optimizer, and the run says so
+    (train,) = [argv for argv in calls if argv[0] == "train"]
+    assert train[-6:] == list(job.BUILTIN_TRAIN_FLAGS)
+    metrics = json.loads(outputs(s3)[contracts.DSSTNE_METRICS_FILE])
+    assert metrics["network"] == "autoencoder.json"
+    assert metrics["datasets"] == {"input": "recsys_input", "output": "recsys_output"}
+    assert "training the built-in network" in caplog.text
 
 
 def test_a_failing_step_publishes_nothing(s3: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -263,13 +298,19 @@ def test_several_gpus_train_under_torchrun(s3: Any, monkeypatch: pytest.MonkeyPa
     # WHEN it runs THEN train ran as two ranks and the run was published as usual
     assert main([], env={**ENV, contracts.DSSTNE_PARALLEL_ENV: parallel}, s3=s3) == 0
     files = outputs(s3)
-    assert set(files) == PUBLISHED
+    model = {name for name in files if name.startswith(contracts.DSSTNE_MODEL_DIR)}
+    assert set(files) - model == PUBLISHED
+    assert {name.removeprefix(contracts.DSSTNE_MODEL_DIR).split("/")[0] for name in model} == {
+        contracts.MODEL_INFO_FILE,
+        contracts.MODEL_POPULARITY_FILE,
+        contracts.MODEL_RECS_DIR.rstrip("/"),
+    }
     assert json.loads(files[contracts.DSSTNE_METRICS_FILE])["final_error"] > 0
 
 
 def test_the_preprocessing_runs_text_parts_are_read_in_order(s3: Any) -> None:
     # GIVEN the layout the Glue job writes: dsstne/input/ and dsstne/output/ folders of Spark text parts
-    history = histories()
+    history = {f"{user}%2Cx": [f"{item}+y" for item in items] for user, items in histories().items()}
     lines = dsstne_text(history).splitlines(keepends=True)
     put(s3, contracts.DSSTNE_CONFIG_FILE, json.dumps(TINY_NETWORK))
     for folder in ("input/", "output/"):
@@ -282,5 +323,14 @@ def test_the_preprocessing_runs_text_parts_are_read_in_order(s3: Any) -> None:
     assert main([], env=ENV, s3=s3) == 0
 
     # THEN every user of every part got recommendations, in the parts' order
-    recs = outputs(s3)[contracts.DSSTNE_RECS_FILE].decode().splitlines()
+    files = outputs(s3)
+    recs = files[contracts.DSSTNE_RECS_FILE].decode().splitlines()
     assert [line.split("\t")[0] for line in recs] == list(history)
+    # AND the publish-format copy names users and items by their ids (the parts' names are URL-encoded)
+    parts = [name for name in files if name.startswith(contracts.DSSTNE_MODEL_DIR + contracts.MODEL_RECS_DIR)]
+    assert len(parts) == 1
+    table = pq.read_table(io.BytesIO(files[parts[0]]))
+    assert table.column(contracts.RECS_USER_COLUMN).to_pylist() == [unquote_plus(u) for u in history]
+    for user, items in zip(history, table.column(contracts.RECS_ITEM_IDS_COLUMN).to_pylist(), strict=True):
+        assert len(items) == 3
+        assert not {unquote_plus(i) for i in history[user]} & set(items)

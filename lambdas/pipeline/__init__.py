@@ -1,0 +1,1 @@
+"""The pipeline step Lambdas (evaluate and gate, finish a run, scheduled run requests)."""

@@ -1,0 +1,1 @@
+"""The recommendation Lambda (HTTP API behind a Function URL with AWS_IAM auth)."""
