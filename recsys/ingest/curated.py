@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -126,7 +127,12 @@ def _lines(batch: ValidatedBatch) -> pa.Array:
 
 
 class CuratedWriter:
-    """Streams typed tables into one Parquet object in S3, in row groups of `row_group_rows`."""
+    """Streams typed tables into one Parquet object in S3, in row groups of `row_group_rows`.
+
+    Row groups are encoded, compressed and uploaded on one background thread while the caller validates
+    the next chunk (Arrow and the S3 upload release the GIL, so a two-vCPU Lambda overlaps the two). At
+    most one row group is in flight, so memory stays two row groups; its error surfaces on the next
+    `add` or on `complete`."""
 
     def __init__(self, sink: MultipartWriter, kind: Kind, *, row_group_rows: int) -> None:
         self.kind = kind
@@ -144,6 +150,8 @@ class CuratedWriter:
             # half the write time and saves almost nothing (benchmarks/ingest_throughput.py).
             use_dictionary=_DICTIONARY_COLUMNS[kind],
         )
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight: Future[int] | None = None
 
     def add(self, table: pa.Table) -> None:
         if not table.num_rows:
@@ -155,13 +163,20 @@ class CuratedWriter:
 
     def complete(self) -> int:
         """Write what is pending and the Parquet footer, and make the object visible; returns its rows."""
-        self._flush()
+        try:
+            self._flush()
+            self._wait()
+        finally:
+            self._shutdown()
         self._writer.close()
         self.sink.complete()
         return self.rows
 
     def abort(self) -> None:
         """Discard the output (the Parquet writer is closed into the aborted sink, which drops it)."""
+        with contextlib.suppress(Exception):  # the failure being handled is what matters, not this one
+            self._wait()
+        self._shutdown()
         self.sink.abort()
         with contextlib.suppress(OSError, ValueError, pa.ArrowException):
             self._writer.close()
@@ -171,5 +186,21 @@ class CuratedWriter:
             return
         table = pa.concat_tables(self._pending)
         self._pending, self._pending_rows = [], 0
+        self._wait()  # one row group in flight at a time: bounded memory, row groups in order
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="curated-writer")
+        self._in_flight = self._pool.submit(self._write, table)
+
+    def _write(self, table: pa.Table) -> int:
         self._writer.write_table(table, row_group_size=self._row_group_rows)
-        self.rows += table.num_rows
+        return int(table.num_rows)
+
+    def _wait(self) -> None:
+        if self._in_flight is not None:
+            future, self._in_flight = self._in_flight, None
+            self.rows += future.result()
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

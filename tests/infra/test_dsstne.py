@@ -321,7 +321,9 @@ def test_dockerfile_installs_pinned_runtime_dependencies_and_runs_the_job_unpriv
         assert re.search(rf"^{package}==\S+$", constraints, re.M), f"{package} is not pinned in constraints"
     assert "-c /tmp/constraints.txt" in DOCKERFILE_TEXT
     assert re.search(r"^USER 10001$", DOCKERFILE_TEXT, re.M)
-    assert DOCKERFILE_TEXT.rstrip().endswith('ENTRYPOINT ["python", "-m", "training.dsstne.job"]')
+    # a command (not an entry point), so the FM top-k job on the same image can replace it
+    assert DOCKERFILE_TEXT.rstrip().endswith('CMD ["python", "-m", "training.dsstne.job"]')
+    assert "ENTRYPOINT" not in DOCKERFILE_TEXT
     for command, sub in (("generateNetCDF", "generate-netcdf"), ("train", "train"), ("predict", "predict")):
         assert f"{command}:{sub}" in DOCKERFILE_TEXT
     assert "exec python -m recsys.cli.main dsstne %s" in DOCKERFILE_TEXT
