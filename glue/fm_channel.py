@@ -1,14 +1,18 @@
 """FM channels as recordIO-protobuf, written by the executors, one set of shards per Spark partition.
 
-Why on the executors: the channel can be far larger than the driver's memory, and the encoding (numpy,
-batched, in `recsys.recordio`) is the expensive part. Each partition arrives as Arrow batches
-(`mapInArrow`), becomes one CSR matrix, and is written by `recsys.recordio.write_sharded` as
-`part-<partition>-<shard>.pbr` files of at most `max_bytes` each; the task returns one summary row (its
-files, their sizes, its record and positive counts), which is all the driver collects.
+Why on the executors: the channels can be far larger than the driver's memory, and the encoding (numpy,
+batched, in `recsys.recordio`) is the expensive part. The interactions are partitioned by user once; each
+partition arrives as Arrow batches (`mapInArrow`) and, for each split, gets its negatives
+(`glue.sampling.pick_negatives`: all of a user's pairs are in the partition, so the own-item check is
+local), becomes one CSR matrix (item categories from a broadcast table bounded by the catalog), and is
+written by `recsys.recordio.write_sharded` as `part-<partition>-<shard>.pbr` files of at most
+`max_bytes` each. Each task returns one summary row per split (its files, their sizes, its record and
+positive counts), which is all the driver collects. One shuffle of the interactions serves both channels
+and the sampling; the negatives never become Spark rows.
 
-Rows are spread over partitions by a hash of their content and sorted by it within each partition, so
-the files hold no user- or time-ordered runs (FM trains in file order) and a retried task rewrites the
-very same bytes under the same names.
+Within a partition, rows are ordered by a seeded hash of their content, so the files hold no user- or
+time-ordered runs (FM trains in file order), and a retried task rewrites the very same bytes under the
+same names (the order does not depend on the order in which the shuffle delivered the rows).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
@@ -30,14 +35,26 @@ from pyspark.sql import functions as F
 
 from glue import storage
 from glue.features import CATEGORY_IDXS, FeatureLayout
-from glue.transforms import ITEM_IDX, LABEL, USER_IDX
+from glue.sampling import (
+    DRAWS,
+    I64,
+    Ranges,
+    draw_positions,
+    draws_per_positive,
+    pair_keys,
+    pick_negatives,
+    positions_of,
+)
+from glue.transforms import ITEM_IDX, LABEL, SPLIT, USER_IDX
 from recsys.recordio import write_sharded
 from recsys.recordio.writer import SHARD_SUFFIX
 
 CONTENT_TYPE = "application/x-recordio-protobuf"
 TARGET_PARTITION_BYTES = 64 * 2**20  # aim per Spark partition; files are still cut at max_bytes
 RECORD_BYTES_ESTIMATE = 48  # a two-key record is 40-50 bytes framed; categories add ~5 bytes each
-SUMMARY_SCHEMA = "partition int, files array<string>, sizes array<long>, records long, positives long"
+SUMMARY_SCHEMA = (
+    "channel string, partition int, files array<string>, sizes array<long>, records long, positives long"
+)
 
 
 @dataclass(frozen=True)
@@ -60,53 +77,84 @@ def partitions_for(rows: int, mean_categories: float = 0.0) -> int:
     return max(1, math.ceil(estimate / TARGET_PARTITION_BYTES))
 
 
-def rows_to_csr(table: pa.Table, layout: FeatureLayout) -> tuple[sp.csr_matrix, np.ndarray]:
-    """CSR rows (user, n_users + item, category offsets…; all 1.0) and float32 labels from Arrow columns."""
-    users = table.column(USER_IDX).to_numpy().astype(np.int64)
-    items = table.column(ITEM_IDX).to_numpy().astype(np.int64)
-    labels = table.column(LABEL).to_numpy().astype(np.float32)
-    categories = table.column(CATEGORY_IDXS).combine_chunks()
-    lengths = pc.fill_null(pc.list_value_length(categories), 0).to_numpy().astype(np.int64)
-    values = categories.flatten().to_numpy().astype(np.int64)
-    n = users.size
+@dataclass(frozen=True)
+class ItemCategories:
+    """Each item's category indices as CSR arrays (item k: indices[indptr[k]:indptr[k + 1]]), bounded by
+    the catalog: broadcast to the executors instead of joined with the channel rows."""
+
+    indptr: I64
+    indices: I64
+
+
+def collect_item_categories(item_categories: DataFrame | None, n_items: int) -> ItemCategories:
+    """(item_idx, category_idxs) rows as `ItemCategories` for items 0 … n_items - 1 (none: no categories)."""
+    lengths = np.zeros(n_items, dtype=np.int64)
+    per_item: dict[int, list[int]] = {}
+    if item_categories is not None:
+        for row in item_categories.select(ITEM_IDX, CATEGORY_IDXS).collect():
+            per_item[int(row[ITEM_IDX])] = [int(c) for c in row[CATEGORY_IDXS] or []]
+    for item, values in per_item.items():
+        if not 0 <= item < n_items:
+            raise ValueError(f"item index {item} outside [0, {n_items}) in the item categories")
+        lengths[item] = len(values)
+    indptr = np.zeros(n_items + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    indices = np.zeros(int(indptr[-1]), dtype=np.int64)
+    for item, values in per_item.items():
+        indices[indptr[item] : indptr[item + 1]] = sorted(values)
+    return ItemCategories(indptr=indptr, indices=indices)
+
+
+def fm_matrix(users: I64, items: I64, categories: ItemCategories, layout: FeatureLayout) -> sp.csr_matrix:
+    """CSR rows: the user one-hot, item_offset + item, then category_offset + each of the item's
+    categories (ascending); every value 1.0."""
     for name, array, bound in (("user", users, layout.n_users), ("item", items, layout.n_items)):
         if array.size and (array.min() < 0 or array.max() >= bound):
             raise ValueError(f"{name} index outside [0, {bound})")
-    if values.size and (values.min() < 0 or values.max() >= layout.n_categories):
+    if categories.indices.size and (
+        categories.indices.min() < 0 or categories.indices.max() >= layout.n_categories
+    ):
         raise ValueError(f"category index outside [0, {layout.n_categories})")
-
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(2 + lengths, out=indptr[1:])
+    extra = np.diff(categories.indptr)[items]
+    indptr = np.zeros(users.size + 1, dtype=np.int64)
+    np.cumsum(2 + extra, out=indptr[1:])
     starts = indptr[:-1]
     indices = np.empty(int(indptr[-1]), dtype=np.int64)
     indices[starts] = users
     indices[starts + 1] = layout.item_offset + items
-    if values.size:
-        row_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        first = np.zeros(n, dtype=np.int64)
-        np.cumsum(lengths[:-1], out=first[1:])
-        rank = np.arange(values.size, dtype=np.int64) - first[row_of]
-        indices[starts[row_of] + 2 + rank] = layout.category_offset + values
+    total = int(extra.sum())
+    if total:
+        row = np.repeat(np.arange(users.size, dtype=np.int64), extra)
+        rank = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(extra) - extra, extra)
+        source = categories.indptr[items][row] + rank
+        indices[starts[row] + 2 + rank] = layout.category_offset + categories.indices[source]
     data = np.ones(indices.size, dtype=np.float32)
-    matrix = sp.csr_matrix((data, indices, indptr), shape=(n, layout.feature_dim))
-    return matrix, labels
+    return sp.csr_matrix((data, indices, indptr), shape=(users.size, layout.feature_dim))
 
 
-def _write_partition(
-    batches: Iterable[pa.RecordBatch], uri: str, layout: FeatureLayout, max_bytes: int
-) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: encode this partition's rows, write its shards, yield one summary row."""
-    table = pa.Table.from_batches(list(batches))
-    if table.num_rows == 0:
-        return
-    context = TaskContext.get()
-    partition = context.partitionId() if context is not None else 0
-    prefix = f"part-{partition:05d}"
-    matrix, labels = rows_to_csr(table, layout)
+def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finaliser: a cheap, well-spread 64-bit hash (wrapping arithmetic on uint64)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def content_order(seed: int, users: I64, items: I64, labels: npt.NDArray[np.float32]) -> I64:
+    """Row order by a seeded hash of (user, item, label), ties by user then item: no user-ordered runs, and
+    the same rows give the same order whatever order they came in."""
+    key = _mix(np.full(users.size, seed & (2**64 - 1), dtype=np.uint64) ^ users.astype(np.uint64))
+    key = _mix(key ^ items.astype(np.uint64))
+    key = _mix(key ^ labels.astype(np.uint64))
+    return np.lexsort((items, users, key)).astype(np.int64)
+
+
+def _write_files(uri: str, prefix: str, matrix: sp.csr_matrix, labels: npt.NDArray[np.float32],
+                 feature_dim: int, max_bytes: int) -> tuple[list[str], list[int]]:  # fmt: skip
+    """Write one partition's shards of one channel; (file names, sizes)."""
     if storage.is_s3(uri):
         scratch = Path(tempfile.mkdtemp(prefix="fm-channel-"))
         try:
-            paths = write_sharded(scratch, matrix, labels, layout.feature_dim, max_bytes, prefix)
+            paths = write_sharded(scratch, matrix, labels, feature_dim, max_bytes, prefix)
             for path in paths:
                 storage.put_file(path, storage.join(uri, path.name))
             sizes = [path.stat().st_size for path in paths]
@@ -116,47 +164,106 @@ def _write_partition(
         folder = storage.local_path(uri)
         for stale in folder.glob(f"{prefix}-*{SHARD_SUFFIX}"):  # a failed earlier attempt of this task
             stale.unlink()
-        paths = write_sharded(folder, matrix, labels, layout.feature_dim, max_bytes, prefix)
+        paths = write_sharded(folder, matrix, labels, feature_dim, max_bytes, prefix)
         sizes = [path.stat().st_size for path in paths]
-    yield pa.RecordBatch.from_pydict(
-        {
-            "partition": pa.array([partition], pa.int32()),
-            "files": pa.array([[p.name for p in paths]], pa.list_(pa.string())),
-            "sizes": pa.array([sizes], pa.list_(pa.int64())),
-            "records": pa.array([table.num_rows], pa.int64()),
-            "positives": pa.array([int((labels > 0).sum())], pa.int64()),
-        }
-    )
+    return [p.name for p in paths], sizes
 
 
-def write_channel(
-    rows: DataFrame, uri: str, layout: FeatureLayout, seed: int, partitions: int, max_bytes: int
-) -> ChannelSummary:
-    """Write `rows` (user_idx, item_idx, label, category_idxs) as the FM channel folder `uri`.
+@dataclass(frozen=True)
+class ChannelPlan:
+    """What every task needs to sample and encode its partition (broadcast once)."""
 
-    The folder is emptied first, so a channel never mixes shards of two attempts.
+    uris: dict[str, str]  # split name → channel folder
+    layout: FeatureLayout
+    ranges: Ranges
+    categories: ItemCategories
+    seed: int
+    per_positive: int
+    max_bytes: int
+
+
+def _write_partition_channels(
+    batches: Iterable[pa.RecordBatch], plan: ChannelPlan
+) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: this partition's rows of each split plus their negatives, encoded and written;
+    one summary row per split with rows here."""
+    received = list(batches)
+    if not received:  # an empty partition may send no batch at all
+        return
+    table = pa.Table.from_batches(received)
+    if table.num_rows == 0:
+        return
+    context = TaskContext.get()
+    partition = context.partitionId() if context is not None else 0
+    prefix = f"part-{partition:05d}"
+    users = table.column(USER_IDX).to_numpy().astype(np.int64)
+    items = table.column(ITEM_IDX).to_numpy().astype(np.int64)
+    labels = table.column(LABEL).to_numpy().astype(np.int64)
+    interacted = np.unique(pair_keys(users, items))  # every split: a negative is never an own item
+    draws = draws_per_positive(plan.per_positive)
+    for name, uri in plan.uris.items():
+        mine = pc.fill_null(pc.equal(table.column(SPLIT), name), False)
+        mask = mine.to_numpy(zero_copy_only=False)
+        if not mask.any():
+            continue
+        positive = mask & (labels == 1)
+        new_users = new_items = np.zeros(0, np.int64)
+        if draws and plan.ranges.total and positive.any():
+            positions = positions_of(table.filter(pa.array(positive)).column(DRAWS), draws)
+            _, new_users, new_items, _ = pick_negatives(
+                users[positive], positions, interacted, plan.ranges, plan.per_positive
+            )
+        rows_u = np.concatenate([users[mask], new_users])
+        rows_i = np.concatenate([items[mask], new_items])
+        rows_l = np.concatenate([labels[mask].astype(np.float32), np.zeros(new_users.size, np.float32)])
+        order = content_order(plan.seed, rows_u, rows_i, rows_l)
+        matrix = fm_matrix(rows_u[order], rows_i[order], plan.categories, plan.layout)
+        names, sizes = _write_files(
+            uri, prefix, matrix, rows_l[order], plan.layout.feature_dim, plan.max_bytes
+        )
+        yield pa.RecordBatch.from_pydict(
+            {
+                "channel": pa.array([name], pa.string()),
+                "partition": pa.array([partition], pa.int32()),
+                "files": pa.array([names], pa.list_(pa.string())),
+                "sizes": pa.array([sizes], pa.list_(pa.int64())),
+                "records": pa.array([rows_u.size], pa.int64()),
+                "positives": pa.array([int((rows_l > 0).sum())], pa.int64()),
+            }
+        )
+
+
+def write_channels(interactions: DataFrame, plan: ChannelPlan, partitions: int) -> dict[str, ChannelSummary]:
+    """Write one FM channel per split of `interactions` (user_idx, item_idx, label, split): the split's
+    rows plus up to `per_positive` sampled negatives for each of its positives (salt = the split name).
+
+    The channel folders are emptied first, so a channel never mixes shards of two attempts.
     """
-    storage.delete_tree(uri)
-    if not storage.is_s3(uri):
-        storage.local_path(uri).mkdir(parents=True, exist_ok=True)
-    order = F.xxhash64(F.lit(seed), F.col(USER_IDX), F.col(ITEM_IDX), F.col(LABEL), F.col(CATEGORY_IDXS))
-    shuffled = (
-        rows.select(USER_IDX, ITEM_IDX, LABEL, CATEGORY_IDXS)
-        .withColumn("_order", order)
-        .repartition(partitions, "_order")
-        .sortWithinPartitions("_order", USER_IDX, ITEM_IDX)
-        .drop("_order")
-    )
+    for uri in plan.uris.values():
+        storage.delete_tree(uri)
+        if not storage.is_s3(uri):
+            storage.local_path(uri).mkdir(parents=True, exist_ok=True)
+    draws = draws_per_positive(plan.per_positive)
+    by_user = interactions.select(USER_IDX, ITEM_IDX, LABEL, SPLIT).repartition(partitions, USER_IDX)
+    if draws and plan.ranges.total:
+        positions = draw_positions(plan.seed, F.col(SPLIT), plan.ranges.total, draws)
+        by_user = by_user.withColumn(DRAWS, F.when(F.col(LABEL) == 1, positions))
+    shared = interactions.sparkSession.sparkContext.broadcast(plan)
 
-    def body(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
-        return _write_partition(batches, uri, layout, max_bytes)
+    def body(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return _write_partition_channels(batches, shared.value)
 
-    summaries = sorted(shuffled.mapInArrow(body, SUMMARY_SCHEMA).collect(), key=lambda r: r["partition"])
-    files = tuple(name for s in summaries for name in s["files"])
-    sizes = tuple(int(size) for s in summaries for size in s["sizes"])
-    return ChannelSummary(
-        files=files,
-        sizes=sizes,
-        records=sum(int(s["records"]) for s in summaries),
-        positives=sum(int(s["positives"]) for s in summaries),
+    summaries = sorted(
+        by_user.mapInArrow(body, SUMMARY_SCHEMA).collect(), key=lambda r: (r["channel"], r["partition"])
     )
+    shared.unpersist()
+    out = {}
+    for name in plan.uris:
+        mine = [s for s in summaries if s["channel"] == name]
+        out[name] = ChannelSummary(
+            files=tuple(f for s in mine for f in s["files"]),
+            sizes=tuple(int(size) for s in mine for size in s["sizes"]),
+            records=sum(int(s["records"]) for s in mine),
+            positives=sum(int(s["positives"]) for s in mine),
+        )
+    return out

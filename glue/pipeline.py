@@ -21,15 +21,14 @@ from glue.features import (
     CATEGORY_IDX,
     FeatureLayout,
     category_map,
-    fm_rows,
     item_category_indices,
     item_category_names,
 )
-from glue.fm_channel import ChannelSummary, partitions_for, write_channel
+from glue.fm_channel import ChannelPlan, collect_item_categories, partitions_for, write_channels
 from glue.indexing import IS_NEW, check_map, stable_index
 from glue.manifest import build_manifest
 from glue.readers import ATTRIBUTES, InputError, Inputs
-from glue.sampling import item_ranges, sample_negatives
+from glue.sampling import collect_ranges, item_ranges
 from glue.settings import PreprocessSettings
 from glue.transforms import (
     EVENTS,
@@ -120,8 +119,11 @@ def _clean(inputs: Inputs, settings: PreprocessSettings) -> tuple[DataFrame, dic
             F.sum(F.col(RATING).isNull().cast("long")).alias("without_rating"),
         ).first()
     )
+    # One shuffle for both steps: rows hashed by (user, item) already hold every copy of an event and every
+    # event of a pair together, so neither the de-duplication nor the pair collapse shuffles again.
+    by_pair = drop_incomplete(raw).repartition(USER_ID, ITEM_ID)
     pairs = collapse_pairs(
-        drop_exact_duplicates(drop_incomplete(raw)), settings.positive_threshold, settings.positive_events
+        drop_exact_duplicates(by_pair), settings.positive_threshold, settings.positive_events
     ).persist()
     sizes = _counts(pairs.agg(F.count(F.lit(1)).alias("pairs"), F.sum(EVENTS).alias("events")).first())
     if sizes["pairs"] == 0:
@@ -157,32 +159,6 @@ def _item_map(items: DataFrame, previous: DataFrame | None) -> DataFrame:
             ITEM_ID, ITEM_IDX, IS_NEW, *(F.coalesce(F.col(c), F.col(f"_old_{c}")).alias(c) for c in kept)
         )
     return joined.select(ITEM_IDX, ITEM_ID, TITLE, CATEGORIES, ATTRIBUTES, IN_CATALOG, IS_NEW)
-
-
-def _fm_channel(
-    interactions: DataFrame,
-    split: str,
-    ranges: DataFrame,
-    item_categories: DataFrame | None,
-    layout: FeatureLayout,
-    settings: PreprocessSettings,
-    uri: str,
-    rows_estimate: int,
-) -> ChannelSummary:
-    """The split's interactions (their labels) plus sampled negatives for its positives, as one channel."""
-    part = interactions.where(F.col(SPLIT) == split).select(USER_IDX, ITEM_IDX, LABEL)
-    positives = part.where(F.col(LABEL) == 1)
-    negatives = sample_negatives(
-        positives,
-        interactions.select(USER_IDX, ITEM_IDX),
-        ranges,
-        settings.negatives_per_positive,
-        settings.seed,
-        salt=split,
-    ).select(USER_IDX, ITEM_IDX, F.lit(0).alias(LABEL))
-    rows = fm_rows(part.unionByName(negatives), item_categories)
-    partitions = partitions_for(rows_estimate * (1 + settings.negatives_per_positive))
-    return write_channel(rows, uri, layout, settings.seed, partitions, settings.max_file_bytes)
 
 
 def run_preprocess(
@@ -244,19 +220,17 @@ def run_preprocess(
     counts["categories"] = n_categories
     clock.lap("features")
 
-    ranges = item_ranges(pop, settings.negative_exponent)
-    channels = {}
-    for name, folder in ((TRAIN, contracts.RUN_FM_TRAIN_DIR), (TEST, contracts.RUN_FM_TEST_DIR)):
-        channels[name] = _fm_channel(
-            interactions,
-            name,
-            ranges,
-            item_categories,
-            feature_layout,
-            settings,
-            layout.path(folder),
-            counts[name],
-        )
+    plan = ChannelPlan(
+        uris={TRAIN: layout.path(contracts.RUN_FM_TRAIN_DIR), TEST: layout.path(contracts.RUN_FM_TEST_DIR)},
+        layout=feature_layout,
+        ranges=collect_ranges(item_ranges(pop, settings.negative_exponent)),
+        categories=collect_item_categories(item_categories, counts["items"]),
+        seed=settings.seed,
+        per_positive=settings.negatives_per_positive,
+        max_bytes=settings.max_file_bytes,
+    )
+    partitions = partitions_for(counts["interactions"] * (1 + settings.negatives_per_positive))
+    channels = write_channels(interactions, plan, partitions)
     counts["fm_train_records"] = channels[TRAIN].records
     counts["fm_test_records"] = channels[TEST].records
     clock.lap("fm")

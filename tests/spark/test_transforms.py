@@ -272,6 +272,25 @@ def test_negatives_follow_smoothed_popularity(spark) -> None:
         assert abs(drawn[item] - want) < 5 * math.sqrt(want)
 
 
+def test_a_user_with_a_million_pairs_is_sampled_without_own_items(spark) -> None:
+    # One user touched 1,000,000 items; the weighted items are 2,000, half of them the user's own: every
+    # draw must be checked against the whole million, in one partition, without a per-user list.
+    heavy = spark.range(1_000_000).select(
+        F.lit(0).cast("long").alias("user_idx"), F.col("id").alias("item_idx")
+    )
+    positives = heavy.where("item_idx < 500")
+    pop = spark.range(999_000, 1_001_000).select(
+        F.col("id").alias("item_idx"), F.lit(1).cast("long").alias("train_count")
+    )
+    negatives = sample_negatives(positives, heavy, item_ranges(pop, 0.75), 4, seed=3, salt="train").cache()
+    items = [r.item_idx for r in negatives.select("item_idx").collect()]
+    assert items
+    assert min(items) >= 1_000_000  # never one of the user's own million items
+    per_positive = [r["count"] for r in negatives.groupBy("positive_item_idx").count().collect()]
+    assert max(per_positive) <= 4
+    assert len(items) >= 0.9 * 4 * 500  # half the candidates are rejected; 12 draws still cover most
+
+
 def test_no_negatives_requested_gives_none(spark) -> None:
     interacted, pop, _ = _sampling_inputs(spark)
     assert sample_negatives(interacted, interacted, item_ranges(pop, 0.75), 0, 1, "x").count() == 0
