@@ -5,9 +5,11 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := infra,aws,spark,train,dev
+EXTRAS := infra,aws,spark,train,local,dev
 STAMP := $(VENV)/.installed
 SAMPLE := data/sample/ml-latest-small
+# Flags for `recsys demo`, e.g. make demo DEMO_FLAGS="--no-serve --json" (or "--no-autoencoder").
+DEMO_FLAGS ?=
 
 # Quiet, offline-friendly CDK/jsii in every process started from here.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -29,13 +31,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt package.json package-lock.
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-demo: $(STAMP) ## validate the bundled MovieLens sample and evaluate the baselines on it
+demo: $(STAMP) ## the whole pipeline on this machine (bundled sample), then the API on 127.0.0.1:8080
 	$(BIN)/recsys validate --kind catalog $(SAMPLE)/movies.csv
 	$(BIN)/recsys validate --kind transactions $(SAMPLE)/ratings.csv
-	$(BIN)/recsys evaluate --ratings $(SAMPLE)/ratings.csv --items $(SAMPLE)/movies.csv \
-		--model popularity --model random --split stratified
-	$(BIN)/recsys evaluate --ratings $(SAMPLE)/ratings.csv --items $(SAMPLE)/movies.csv \
-		--model popularity --model random --split temporal
+	$(BIN)/recsys demo $(DEMO_FLAGS)
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
