@@ -25,7 +25,15 @@ from pathlib import Path
 
 from _common import OUT, REPO, machine, run_measured
 
-INGEST = """
+# Both children import pandas first: pyarrow imports it lazily on its first array conversion (~0.25 s here),
+# a one-off cost of a fresh process (a Lambda pays it on its first object, cold start) that would otherwise
+# be charged to whichever file comes first. Each child then handles the file twice: "first" is a fresh
+# container's first file, "warm" (the second) the steady state the overhead ratio compares.
+WARM_UP = "import pandas, numpy, pyarrow\npyarrow.array(numpy.arange(3))\n"
+
+INGEST = (
+    WARM_UP
+    + """
 import boto3
 from recsys.ingest.process import process_object
 from recsys.ingest.settings import IngestSettings
@@ -35,22 +43,30 @@ s3 = boto3.client("s3", **kw)
 table = boto3.resource("dynamodb", **kw).Table("manifest")
 head = s3.head_object(Bucket="ingest", Key="transactions/bench.csv")
 settings = IngestSettings(ingest_bucket="ingest", curated_bucket="curated", manifest_table="manifest")
-start = time.perf_counter()
-done = process_object(s3, table, settings, "ingest", "transactions/bench.csv", head.get("VersionId"),
-                      head["ETag"], head["ContentLength"])
-seconds = time.perf_counter() - start
-result = {{"status": str(done.status), "rows": done.rows_valid, "seconds": round(seconds, 2),
-          "rows_per_s": round(done.rows_valid / seconds)}}
+runs = []
+for _ in range(2):
+    start = time.perf_counter()
+    done = process_object(s3, table, settings, "ingest", "transactions/bench.csv", head.get("VersionId"),
+                          head["ETag"], head["ContentLength"])
+    runs.append(time.perf_counter() - start)
+result = {{"status": str(done.status), "rows": done.rows_valid, "first_seconds": round(runs[0], 3),
+          "seconds": round(runs[1], 3), "rows_per_s": round(done.rows_valid / runs[1])}}
 """
+)
 
-VALIDATE = """
+VALIDATE = (
+    WARM_UP
+    + """
 from recsys.validation import validate_file
-start = time.perf_counter()
-report = validate_file({path!r}, "transactions")
-seconds = time.perf_counter() - start
-result = {{"rows": report.rows_valid, "seconds": round(seconds, 2),
-          "rows_per_s": round(report.rows_valid / seconds)}}
+runs = []
+for _ in range(2):
+    start = time.perf_counter()
+    report = validate_file({path!r}, "transactions")
+    runs.append(time.perf_counter() - start)
+result = {{"rows": report.rows_valid, "first_seconds": round(runs[0], 3), "seconds": round(runs[1], 3),
+          "rows_per_s": round(report.rows_valid / runs[1])}}
 """
+)
 
 
 def sample_file(rows: int) -> Path:
@@ -156,6 +172,8 @@ def main() -> None:
                 time.sleep(0.1)
         setup_aws(endpoint, path)
         ingest = run_measured(INGEST.format(endpoint=endpoint))
+        # A Lambda above ~1,769 MB has a second vCPU, which the curated writer's thread uses.
+        ingest_two = run_measured(INGEST.format(endpoint=endpoint), one_core=False)
     finally:
         server.terminate()
         server.wait()
@@ -166,8 +184,10 @@ def main() -> None:
                 "benchmark": "ingest_throughput",
                 "file": {"rows": args.rows, "bytes": path.stat().st_size},
                 "ingest_process_object_one_core": ingest,
+                "ingest_process_object_two_cores": ingest_two,
                 "bare_validator_one_core": validator,
                 "overhead_ratio": round(ingest["seconds"] / validator["seconds"], 2),
+                "overhead_ratio_two_cores": round(ingest_two["seconds"] / validator["seconds"], 2),
                 "goal_overhead_ratio": 1.5,
                 "handler_cold_import": cold_starts(),
                 "goal_cold_import_ms": 300,
