@@ -47,10 +47,8 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from recsys import contracts
+from stacks.python_function import ARCHITECTURE, RUNTIME, build_lambda_asset, python_function
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RUNTIME = lambda_.Runtime.PYTHON_3_11
-ARCHITECTURE = lambda_.Architecture.X86_64  # the SDK for pandas layer below is the x86_64 build
 POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/latest"
 """Public SSM parameter naming the latest Powertools layer for this runtime and architecture."""
 SDK_FOR_PANDAS_LAYERS: Mapping[str, str] = {
@@ -96,7 +94,6 @@ within days (aws/aws-sdk-pandas PRs #2486, #2489), so the table is the published
 than the newest: 3.16.1 grew the layer to about 204 MB unzipped (aws/aws-sdk-pandas#3331), too close to
 Lambda's 250 MB for code plus layers together with Powertools. A region not listed fails at deploy time."""
 
-LAMBDA_PACKAGES = ("recsys",)
 INGEST_FUNCTION = "ingest"
 EVENTS_FUNCTION = "events"
 INGEST_BATCH_SIZE = 1
@@ -118,34 +115,6 @@ FIREHOSE_LOG_STREAM = "S3Delivery"
 METRIC_PERIOD = Duration.minutes(5)
 BUCKET_NOTIFICATIONS_HANDLER = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 """The singleton Lambda CDK adds to a stack to configure bucket notifications (fixed id in aws-cdk-lib)."""
-_RUNTIME_REASON = (
-    "Python 3.11: the Python the handlers are tested on (the project's, and Glue 5.0's); the pinned AWS SDK "
-    "for pandas layer table (pyarrow) is for it. A newer runtime needs that table's rows for it and a run "
-    "of the handler tests on it."
-)
-
-
-def build_lambda_asset(target: Path, function: str, root: Path = REPO_ROOT) -> Path:
-    """Write the asset folder of `lambdas/<function>/`: its .py files, `lambdas/__init__.py` and recsys's .py.
-
-    Raises FileNotFoundError naming the handler when `lambdas/<function>/handler.py` is missing, so a
-    stack is never synthesized with a function that cannot start.
-    """
-    handler = root / "lambdas" / function / "handler.py"
-    if not handler.is_file():
-        raise FileNotFoundError(f"{handler}: the {function} Lambda's handler is missing (nothing to package)")
-    sources = [root / "lambdas" / "__init__.py", *sorted(handler.parent.rglob("*.py"))]
-    for package in LAMBDA_PACKAGES:
-        sources += sorted((root / package).rglob("*.py"))
-    for source in sources:
-        relative = source.relative_to(root)
-        if "__pycache__" in relative.parts:
-            continue
-        destination = target / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes(source.read_bytes())
-        destination.chmod(0o644)
-    return target
 
 
 class Ingest(Construct):
@@ -339,39 +308,22 @@ class Ingest(Construct):
     ) -> lambda_.Function:
         """A function of `lambdas/<name>/`, its role (logs only; data grants in the stack) and log group."""
         title = name.title()
-        role = iam.Role(
+        return python_function(
             self,
-            f"{title}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{title} Lambda: its logs here; data permissions granted in the stack",
-        )
-        log_group = logs.LogGroup(
-            self, f"{title}Logs", retention=self._log_retention, removal_policy=self._removal_policy
-        )
-        log_group.grant_write(role)  # logs:CreateLogStream and logs:PutLogEvents on this log group only
-        asset = build_lambda_asset(Path(self._staging.name) / name, name)
-        function = lambda_.Function(
-            self,
-            f"{title}Function",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            title,
             handler=f"lambdas.{name}.handler.lambda_handler",
-            code=lambda_.Code.from_asset(str(asset)),
-            role=role,
-            memory_size=memory_mb,
+            asset=build_lambda_asset(Path(self._staging.name) / name, name),
+            service=service,
+            log_retention=self._log_retention,
+            removal_policy=self._removal_policy,
+            memory_mb=memory_mb,
             timeout=timeout,
-            reserved_concurrent_executions=reserved_concurrency,
             layers=layers,
-            log_group=log_group,
-            environment={
-                **environment,
-                "POWERTOOLS_SERVICE_NAME": service,
-                "POWERTOOLS_METRICS_NAMESPACE": contracts.METRICS_NAMESPACE,
-            },
+            environment=environment,
             description=description,
+            role_description=f"{title} Lambda: its logs here; data permissions granted in the stack",
+            reserved_concurrency=reserved_concurrency,
         )
-        Validations.of(function).acknowledge(Acknowledgment(id="AwsSolutions-L1", reason=_RUNTIME_REASON))
-        return function
 
     # --- events stream -------------------------------------------------------------------------------------
 

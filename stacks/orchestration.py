@@ -54,8 +54,8 @@ from constructs import Construct
 from recsys import contracts
 from stacks.dsstne import DsstneBatch
 from stacks.fm_training import FmTraining
-from stacks.ingest import ARCHITECTURE, RUNTIME, build_lambda_asset
 from stacks.preprocessing import Preprocessing
+from stacks.python_function import build_lambda_asset, python_function
 
 PIPELINE_FUNCTION = "pipeline"
 RUNS = contracts.CURATED_PREFIX + contracts.RUNS_PREFIX
@@ -63,10 +63,6 @@ FM_TOPK_COMMAND = ("python", "-m", "training.fm.job")
 FM_TOPK_TIMEOUT = Duration.hours(4)
 FM_TOPK_STORAGE = Size.gibibytes(50)
 """Fargate's task storage holds the image (about 8 GiB unpacked), the run's maps and the lists written."""
-_RUNTIME_REASON = (
-    "Python 3.11: the Python the handlers are tested on (the project's, and Glue 5.0's), as the other "
-    "functions of the stack (stacks/ingest.py)."
-)
 
 # Retries: (errors, first interval, attempts). Throttling and capacity errors, with exponential backoff and
 # jitter; a job that itself failed is not retried here (Batch retries Spot reclaims itself).
@@ -509,38 +505,22 @@ class Orchestration(Construct):
         ephemeral_storage: Size | None = None,
     ) -> lambda_.Function:
         """A function of lambdas/pipeline/handler.py (`entry`), its role (logs only) and its log group."""
-        role = iam.Role(
+        return python_function(
             self,
-            f"{title}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Pipeline {entry} Lambda: its logs here; data permissions granted in the stack",
-        )
-        log_group = logs.LogGroup(
-            self, f"{title}Logs", retention=self._log_retention, removal_policy=self._removal_policy
-        )
-        log_group.grant_write(role)
-        function = lambda_.Function(
-            self,
-            f"{title}Function",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            title,
             handler=f"lambdas.{PIPELINE_FUNCTION}.handler.{entry}",
-            code=lambda_.Code.from_asset(str(self._asset)),
-            role=role,
-            memory_size=memory_mb,
+            asset=self._asset,
+            service=contracts.PIPELINE_SERVICE_NAME,
+            log_retention=self._log_retention,
+            removal_policy=self._removal_policy,
+            memory_mb=memory_mb,
             timeout=timeout,
-            ephemeral_storage_size=ephemeral_storage,
             layers=self._layers,
-            log_group=log_group,
-            environment={
-                **environment,
-                "POWERTOOLS_SERVICE_NAME": contracts.PIPELINE_SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": contracts.METRICS_NAMESPACE,
-            },
+            environment=environment,
             description=description,
+            role_description=f"Pipeline {entry} Lambda: its logs here; data permissions granted in the stack",
+            ephemeral_storage=ephemeral_storage,
         )
-        Validations.of(function).acknowledge(Acknowledgment(id="AwsSolutions-L1", reason=_RUNTIME_REASON))
-        return function
 
     def _fm_topk_job(self, dsstne: DsstneBatch, vcpus: int, memory_mb: int) -> None:
         """Fargate compute in the DSSTNE network (public subnets, no NAT), a queue, and the job definition."""

@@ -38,7 +38,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from recsys import contracts
-from stacks.ingest import ARCHITECTURE, RUNTIME, build_lambda_asset
+from stacks.python_function import build_lambda_asset, python_function
 
 RECOMMEND_FUNCTION = "recommend"
 PUBLISH_FUNCTION = "publish"
@@ -72,11 +72,6 @@ ACCESS_LOG_FIELDS: Mapping[str, str] = {
     "error": "$context.error.message",
 }
 """One JSON line per request (HTTP API $context variables): who called (IAM identity), what, the answer."""
-_RUNTIME_REASON = (
-    "Python 3.11: the Python the handlers are tested on; the pinned AWS SDK for pandas layer table "
-    "(numpy for fold-in, pyarrow for publish) is for it. A newer runtime needs that table's rows for it "
-    "and a run of the handler tests on it."
-)
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
@@ -278,40 +273,23 @@ class Serving(Construct):
     ) -> lambda_.Function:
         """A function of `lambdas/<name>/`, its role (logs only; data grants in the stack) and log group."""
         title = name.title()
-        role = iam.Role(
+        return python_function(
             self,
-            f"{title}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{title} Lambda: its logs here; data permissions granted in the stack",
-        )
-        log_group = logs.LogGroup(
-            self, f"{title}Logs", retention=self._log_retention, removal_policy=self._removal_policy
-        )
-        log_group.grant_write(role)  # logs:CreateLogStream and logs:PutLogEvents on this log group only
-        asset = build_lambda_asset(Path(self._staging.name) / name, name)
-        function = lambda_.Function(
-            self,
-            f"{title}Function",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            title,
             handler=f"lambdas.{name}.handler.lambda_handler",
-            code=lambda_.Code.from_asset(str(asset)),
-            role=role,
-            memory_size=memory_mb,
+            asset=build_lambda_asset(Path(self._staging.name) / name, name),
+            service=service,
+            log_retention=self._log_retention,
+            removal_policy=self._removal_policy,
+            memory_mb=memory_mb,
             timeout=timeout,
-            reserved_concurrent_executions=reserved_concurrency,
-            ephemeral_storage_size=ephemeral_storage,
             layers=layers,
-            log_group=log_group,
-            environment={
-                **environment,
-                "POWERTOOLS_SERVICE_NAME": service,
-                "POWERTOOLS_METRICS_NAMESPACE": contracts.METRICS_NAMESPACE,
-            },
+            environment=environment,
             description=description,
+            role_description=f"{title} Lambda: its logs here; data permissions granted in the stack",
+            reserved_concurrency=reserved_concurrency,
+            ephemeral_storage=ephemeral_storage,
         )
-        Validations.of(function).acknowledge(Acknowledgment(id="AwsSolutions-L1", reason=_RUNTIME_REASON))
-        return function
 
 
 def _arn_path(path: str) -> str:

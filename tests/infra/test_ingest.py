@@ -22,12 +22,11 @@ from stacks.ingest import (
     FIREHOSE_ERRORS_PREFIX,
     INGEST_BATCH_SIZE,
     POWERTOOLS_LAYER_PARAMETER,
-    REPO_ROOT,
     SDK_FOR_PANDAS_LAYERS,
     Ingest,
-    build_lambda_asset,
 )
 from stacks.pipeline_stack import RecsysPipelineStack
+from stacks.python_function import REPO_ROOT, build_lambda_asset
 
 STAGES = ("dev", "prod")
 STATE_MACHINE_ARN = "arn:aws:states:eu-west-1:111122223333:stateMachine:recsys-pipeline"

@@ -24,8 +24,9 @@ from recsys.publish.settings import PublishSettings
 from recsys.serving.settings import ServingSettings
 from stacks.app_factory import build_app, cdk_json_context, stack_id
 from stacks.config import SERVING_APIS, ConfigError, StageConfig
-from stacks.ingest import POWERTOOLS_LAYER_PARAMETER, REPO_ROOT
+from stacks.ingest import POWERTOOLS_LAYER_PARAMETER
 from stacks.pipeline_stack import RecsysPipelineStack
+from stacks.python_function import REPO_ROOT
 from stacks.serving import ACCESS_LOG_FIELDS, API_ROUTES, LIVE_ALIAS
 from tests.infra.test_nag import synth_findings
 
