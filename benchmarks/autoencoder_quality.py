@@ -3,9 +3,9 @@
 ml-latest-small, one split per protocol (stratified and temporal 75/25, seed 42), k = 10, every model
 fitted on the same train split and scored by the same `recsys.evaluation` code: popularity, the
 autoencoder as DSSTNE's sample config has it (`autoencoder-dsstne`), the tuned autoencoder
-(`autoencoder`), implicit's ALS and BPR (each the best of a small grid, so they are not handicapped by
-defaults), and EASE (closed-form linear item-item autoencoder, λ = 500) for scale. Prints one JSON
-object.
+(`autoencoder`), the factorization machine (`fm`, the local trainer's ranking preset), implicit's ALS
+and BPR (each the best of a small grid, so they are not handicapped by defaults), and EASE (closed-form
+linear item-item autoencoder, λ = 500) for scale. Prints one JSON object.
 
     python benchmarks/autoencoder_quality.py [--splits stratified,temporal]
 """
@@ -120,7 +120,8 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[str, list[dict[str, Any]]] = {}
     for split in args.splits.split(","):
-        rows = [run(data, model, split) for model in ("popularity", "autoencoder-dsstne", "autoencoder")]
+        models = ("popularity", "autoencoder-dsstne", "autoencoder", "fm")
+        rows = [run(data, model, split) for model in models]
         for kind, grid in GRIDS.items():
             tried = [run(data, f"implicit-{kind}", split, ImplicitModel, kind=kind, **p) for p in grid]
             best = max(tried, key=lambda r: r["precision@10"])
