@@ -5,12 +5,18 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 TIERS = ("unit", "infra", "spark", "e2e", "gpu")
 TESTS_ROOT = Path(__file__).parent
+SPARK_TIERS = ("spark", "e2e")
+# pyspark 3.5 checks the pandas and pyarrow versions with distutils' LooseVersion on every Arrow call.
+PYSPARK_NOISE = "ignore:distutils Version classes are deprecated:DeprecationWarning"
 
 
 def _cuda_available() -> bool:
@@ -27,6 +33,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = Path(str(item.fspath)).relative_to(TESTS_ROOT).parts[0]
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
+        if tier in SPARK_TIERS:
+            item.add_marker(pytest.mark.filterwarnings(PYSPARK_NOISE))
         if item.get_closest_marker("gpu") is not None:
             if cuda is None:
                 cuda = _cuda_available()
@@ -43,3 +51,29 @@ def repo_root() -> Path:
 def sample_dir(repo_root: Path) -> Path:
     """The bundled MovieLens sample (ml-latest-small, with its licence)."""
     return repo_root / "data" / "sample" / "ml-latest-small"
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local SparkSession for the spark and e2e tiers (starting one costs seconds; a test should not;
+    the demo reuses an active session instead of starting its own)."""
+    # Python workers are separate processes: they must run this interpreter and find this checkout.
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    repo = str(TESTS_ROOT.parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("recsys-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", "2g")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

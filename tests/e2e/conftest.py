@@ -1,10 +1,9 @@
-"""The e2e tier: `recsys demo` in-process on a reduced MovieLens sample, with one local SparkSession for
-the whole tier (the demo reuses an active session instead of starting its own)."""
+"""The e2e tier: `recsys demo` in-process on a reduced MovieLens sample, on the tests' one local
+SparkSession (`spark` in tests/conftest.py; the demo reuses an active session instead of starting its own)."""
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,36 +12,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "sample" / "ml-latest-small"
-PYSPARK_NOISE = "ignore:distutils Version classes are deprecated:DeprecationWarning"
-HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.filterwarnings(PYSPARK_NOISE))
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[object]:
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("recsys-e2e-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.memory", "1g")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="session")
