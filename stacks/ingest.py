@@ -47,7 +47,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from recsys import contracts
-from stacks.python_function import ARCHITECTURE, RUNTIME, build_lambda_asset, python_function
+from stacks.python_function import ARCHITECTURE, RUNTIME, packaged_function
 
 POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/latest"
 """Public SSM parameter naming the latest Powertools layer for this runtime and architecture."""
@@ -170,8 +170,12 @@ class Ingest(Construct):
             contracts.PIPELINE_STATE_TABLE_ENV: self.pipeline_state_table.table_name,
             **({contracts.STATE_MACHINE_ARN_ENV: state_machine_arn} if state_machine_arn else {}),
         }
-        self.ingest_function = self._function(
+        self.ingest_function = packaged_function(
+            self,
             INGEST_FUNCTION,
+            staging=Path(self._staging.name),
+            log_retention=self._log_retention,
+            removal_policy=self._removal_policy,
             service=contracts.INGEST_SERVICE_NAME,
             memory_mb=ingest_memory_mb,
             timeout=ingest_timeout,
@@ -188,8 +192,12 @@ class Ingest(Construct):
             max_concurrency=ingest_reserved_concurrency,
         )
         self.ingest_function.add_event_source(self.ingest_event_source)
-        self.events_function = self._function(
+        self.events_function = packaged_function(
+            self,
             EVENTS_FUNCTION,
+            staging=Path(self._staging.name),
+            log_retention=self._log_retention,
+            removal_policy=self._removal_policy,
             service=contracts.EVENTS_SERVICE_NAME,
             memory_mb=events_memory_mb,
             timeout=events_timeout,
@@ -293,37 +301,6 @@ class Ingest(Construct):
         )
 
     # --- functions -----------------------------------------------------------------------------------------
-
-    def _function(
-        self,
-        name: str,
-        *,
-        service: str,
-        memory_mb: int,
-        timeout: Duration,
-        reserved_concurrency: int,
-        layers: list[lambda_.ILayerVersion],
-        environment: Mapping[str, str],
-        description: str,
-    ) -> lambda_.Function:
-        """A function of `lambdas/<name>/`, its role (logs only; data grants in the stack) and log group."""
-        title = name.title()
-        return python_function(
-            self,
-            title,
-            handler=f"lambdas.{name}.handler.lambda_handler",
-            asset=build_lambda_asset(Path(self._staging.name) / name, name),
-            service=service,
-            log_retention=self._log_retention,
-            removal_policy=self._removal_policy,
-            memory_mb=memory_mb,
-            timeout=timeout,
-            layers=layers,
-            environment=environment,
-            description=description,
-            role_description=f"{title} Lambda: its logs here; data permissions granted in the stack",
-            reserved_concurrency=reserved_concurrency,
-        )
 
     # --- events stream -------------------------------------------------------------------------------------
 

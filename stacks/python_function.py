@@ -103,3 +103,40 @@ def python_function(
     )
     Validations.of(function).acknowledge(Acknowledgment(id="AwsSolutions-L1", reason=RUNTIME_REASON))
     return function
+
+
+def packaged_function(
+    scope: Construct,
+    name: str,
+    *,
+    staging: Path,
+    log_retention: logs.RetentionDays,
+    removal_policy: RemovalPolicy,
+    service: str,
+    memory_mb: int,
+    timeout: Duration,
+    reserved_concurrency: int,
+    layers: list[lambda_.ILayerVersion],
+    environment: Mapping[str, str],
+    description: str,
+    ephemeral_storage: Size | None = None,
+) -> lambda_.Function:
+    """The function of `lambdas/<name>/handler.py` (`lambda_handler`), packaged under `staging`."""
+    title = name.title()
+    return python_function(
+        scope,
+        title,
+        handler=f"lambdas.{name}.handler.lambda_handler",
+        asset=build_lambda_asset(staging / name, name),
+        service=service,
+        log_retention=log_retention,
+        removal_policy=removal_policy,
+        memory_mb=memory_mb,
+        timeout=timeout,
+        layers=layers,
+        environment=environment,
+        description=description,
+        role_description=f"{title} Lambda: its logs here; data permissions granted in the stack",
+        reserved_concurrency=reserved_concurrency,
+        ephemeral_storage=ephemeral_storage,
+    )

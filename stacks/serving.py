@@ -38,7 +38,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from recsys import contracts
-from stacks.python_function import build_lambda_asset, python_function
+from stacks.python_function import packaged_function
 
 RECOMMEND_FUNCTION = "recommend"
 PUBLISH_FUNCTION = "publish"
@@ -147,8 +147,12 @@ class Serving(Construct):
         )
 
         # numpy (fold-in) comes from the SDK for pandas layer; it loads only on the fold-in path.
-        self.recommend_function = self._function(
+        self.recommend_function = packaged_function(
+            self,
             RECOMMEND_FUNCTION,
+            staging=Path(self._staging.name),
+            log_retention=self._log_retention,
+            removal_policy=self._removal_policy,
             service=contracts.RECOMMEND_SERVICE_NAME,
             memory_mb=recommend_memory_mb,
             timeout=recommend_timeout,
@@ -193,8 +197,12 @@ class Serving(Construct):
         else:
             self.url = self._http_api(throttle_rate_limit, throttle_burst_limit)
 
-        self.publish_function = self._function(
+        self.publish_function = packaged_function(
+            self,
             PUBLISH_FUNCTION,
+            staging=Path(self._staging.name),
+            log_retention=self._log_retention,
+            removal_policy=self._removal_policy,
             service=contracts.PUBLISH_SERVICE_NAME,
             memory_mb=publish_memory_mb,
             timeout=publish_timeout,
@@ -257,39 +265,6 @@ class Serving(Construct):
         return str(Stack.of(self).resolve(child.logical_id))  # type: ignore[attr-defined]
 
     # --- functions -----------------------------------------------------------------------------------------
-
-    def _function(
-        self,
-        name: str,
-        *,
-        service: str,
-        memory_mb: int,
-        timeout: Duration,
-        reserved_concurrency: int,
-        layers: list[lambda_.ILayerVersion],
-        environment: Mapping[str, str],
-        description: str,
-        ephemeral_storage: Size | None = None,
-    ) -> lambda_.Function:
-        """A function of `lambdas/<name>/`, its role (logs only; data grants in the stack) and log group."""
-        title = name.title()
-        return python_function(
-            self,
-            title,
-            handler=f"lambdas.{name}.handler.lambda_handler",
-            asset=build_lambda_asset(Path(self._staging.name) / name, name),
-            service=service,
-            log_retention=self._log_retention,
-            removal_policy=self._removal_policy,
-            memory_mb=memory_mb,
-            timeout=timeout,
-            layers=layers,
-            environment=environment,
-            description=description,
-            role_description=f"{title} Lambda: its logs here; data permissions granted in the stack",
-            reserved_concurrency=reserved_concurrency,
-            ephemeral_storage=ephemeral_storage,
-        )
 
 
 def _arn_path(path: str) -> str:

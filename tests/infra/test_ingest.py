@@ -27,12 +27,13 @@ from stacks.ingest import (
 )
 from stacks.pipeline_stack import RecsysPipelineStack
 from stacks.python_function import REPO_ROOT, build_lambda_asset
+from tests.infra.template_view import TemplateView
 
 STAGES = ("dev", "prod")
 STATE_MACHINE_ARN = "arn:aws:states:eu-west-1:111122223333:stateMachine:recsys-pipeline"
 
 
-class Synth:
+class Synth(TemplateView):
     def __init__(self, stage: str, outdir: Path) -> None:
         app = build_app(
             context={"stage": stage, "aws:cdk:bundling-stacks": []}, outdir=str(outdir), nag=False
@@ -46,29 +47,6 @@ class Synth:
         self.resources: dict[str, Any] = self.json["Resources"]
         self.ingest = stack.ingest
         self.lake = stack.data_lake
-
-    def id(self, construct: Any) -> str:
-        child = getattr(construct, "node", None) and construct.node.default_child
-        return str(self.stack.resolve((child or construct).logical_id))
-
-    def props(self, construct: Any) -> dict[str, Any]:
-        props: dict[str, Any] = self.resources[self.id(construct)]["Properties"]
-        return props
-
-    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {k: r for k, r in self.resources.items() if r["Type"] == kind}
-
-    def role_statements(self, role: Any) -> list[dict[str, Any]]:
-        ref = {"Ref": self.id(role)}
-        return [
-            statement
-            for policy in self.of_type("AWS::IAM::Policy").values()
-            if ref in policy["Properties"]["Roles"]
-            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        ]
-
-    def arn(self, construct: Any) -> dict[str, Any]:
-        return {"Fn::GetAtt": [self.id(construct), "Arn"]}
 
     def objects(self, bucket: Any, prefix: str) -> dict[str, Any]:
         return {"Fn::Join": ["", [self.arn(bucket), f"/{prefix}*"]]}

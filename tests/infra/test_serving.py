@@ -28,12 +28,13 @@ from stacks.ingest import POWERTOOLS_LAYER_PARAMETER
 from stacks.pipeline_stack import RecsysPipelineStack
 from stacks.python_function import REPO_ROOT
 from stacks.serving import ACCESS_LOG_FIELDS, API_ROUTES, LIVE_ALIAS
+from tests.infra.template_view import TemplateView
 from tests.infra.test_nag import synth_findings
 
 HTTP_API_PROVISIONED = 2
 
 
-class Synth:
+class Synth(TemplateView):
     def __init__(self, app: App, stage: str, outdir: Path, template: dict[str, Any] | None = None) -> None:
         stack = app.node.find_child(stack_id(stage))
         assert isinstance(stack, RecsysPipelineStack)
@@ -45,29 +46,6 @@ class Synth:
         self.serving = stack.serving
         self.ingest = stack.ingest
         self.lake = stack.data_lake
-
-    def id(self, construct: Any) -> str:
-        child = getattr(construct, "node", None) and construct.node.default_child
-        return str(self.stack.resolve((child or construct).logical_id))
-
-    def props(self, construct: Any) -> dict[str, Any]:
-        props: dict[str, Any] = self.resources[self.id(construct)]["Properties"]
-        return props
-
-    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {k: r for k, r in self.resources.items() if r["Type"] == kind}
-
-    def role_statements(self, role: Any) -> list[dict[str, Any]]:
-        ref = {"Ref": self.id(role)}
-        return [
-            statement
-            for policy in self.of_type("AWS::IAM::Policy").values()
-            if ref in policy["Properties"]["Roles"]
-            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        ]
-
-    def arn(self, construct: Any) -> dict[str, Any]:
-        return {"Fn::GetAtt": [self.id(construct), "Arn"]}
 
     def env(self, function: Any) -> dict[str, Any]:
         env: dict[str, Any] = self.props(function)["Environment"]["Variables"]
