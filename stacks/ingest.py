@@ -378,24 +378,16 @@ class Ingest(Construct):
             )
         )
         dimensions = {"service": contracts.INGEST_SERVICE_NAME}  # Powertools Metrics' default dimension
-        self.rows_accepted_metric = cloudwatch.Metric(
-            namespace=contracts.METRICS_NAMESPACE,
-            metric_name=contracts.INGEST_ROWS_ACCEPTED_METRIC,
-            dimensions_map=dimensions,
-            statistic=cloudwatch.Stats.SUM,
-            period=METRIC_PERIOD,
-        )
-        self.rows_quarantined_metric = cloudwatch.Metric(
-            namespace=contracts.METRICS_NAMESPACE,
-            metric_name=contracts.INGEST_ROWS_QUARANTINED_METRIC,
-            dimensions_map=dimensions,
-            statistic=cloudwatch.Stats.SUM,
-            period=METRIC_PERIOD,
-        )
-        self.files_rejected_metric = cloudwatch.Metric(
-            namespace=contracts.METRICS_NAMESPACE,
-            metric_name=contracts.INGEST_FILES_REJECTED_METRIC,
-            dimensions_map=dimensions,
-            statistic=cloudwatch.Stats.SUM,
-            period=METRIC_PERIOD,
-        )
+
+        def count(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=contracts.METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map=dimensions,
+                statistic=cloudwatch.Stats.SUM,
+                period=METRIC_PERIOD,
+            )
+
+        self.rows_accepted_metric = count(contracts.INGEST_ROWS_ACCEPTED_METRIC)
+        self.rows_quarantined_metric = count(contracts.INGEST_ROWS_QUARANTINED_METRIC)
+        self.files_rejected_metric = count(contracts.INGEST_FILES_REJECTED_METRIC)
