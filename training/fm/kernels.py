@@ -5,8 +5,11 @@ of torch ops every intermediate (batch × width × factors) goes through memory 
 row-sparse gradient needs a scatter-add that torch runs single-threaded; that measured about 0.5 M
 samples per CPU-second. Fused, each table row is read once and written once per step (about 2× that).
 
-One step over a batch, in three phases:
+One step over a batch, in four phases:
 
+0. per sample (parallel): the batch's rows gathered from the (shuffled) dataset into contiguous arrays,
+   their lines prefetched ahead — on a large dataset each row is a cache miss, and a serial gather was a
+   quarter of the step;
 1. per sample (parallel): ŷ from the gathered rows, keeping Σᵢ vᵢxᵢ; the loss and ∂loss/∂ŷ;
 2. (serial, O(batch)) the distinct feature rows of the batch, each with a linked list of its occurrences —
    no sort, no pass over the whole table;
@@ -29,11 +32,15 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-# numba's own thread pool: its OpenMP layer spins while it waits for a thread, and on a machine whose cores
-# are busy with other work a step then took 10–20× longer (measured: 0.06 M against 1.4 M rows/s on 2
-# shared cores). The choice is process-wide and left to the user when NUMBA_THREADING_LAYER is set.
+# numba's OpenMP layer, with threads that sleep while they wait (OMP_WAIT_POLICY=PASSIVE): measured on 2
+# cores, 2.25 M rows/s idle and 1.48 M with the other core busy, against 1.75 M / 1.19 M for numba's own
+# `workqueue` pool (which keeps the second thread mostly idle) and 0.93 M for OpenMP's default spinning
+# wait on busy cores. `workqueue` stays the fallback where no OpenMP runtime loads. Both settings are
+# process-wide, so a user's NUMBA_THREADING_LAYER / OMP_WAIT_POLICY wins; the wait policy must be set
+# before numba loads its OpenMP runtime (at the first parallel call).
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+    numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Reassociation lets LLVM vectorise the sums over factors; no "fast" library calls, no NaN assumptions.
 _FLAGS = {"reassoc", "contract", "nsz", "arcp"}
@@ -72,12 +79,38 @@ def _prefetch(typingctx: Any, array: Any, row: Any, column: Any) -> Any:
     return signature, codegen
 
 
+@numba.njit(parallel=True, cache=True)
+def _gather(
+    idx: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    take: np.ndarray,
+    idx_out: np.ndarray,
+    x_out: np.ndarray,
+    y_out: np.ndarray,
+) -> None:
+    """Phase 0, per sample: rows `take` of (idx, x, y) into the first len(take) rows of the outputs."""
+    batch, width = take.shape[0], idx.shape[1]
+    weighted = x.shape[0] > 0
+    for b in prange(batch):
+        if b + AHEAD < batch:
+            ahead = take[b + AHEAD]
+            _prefetch(idx, ahead, 0)
+            if weighted:
+                _prefetch(x, ahead, 0)
+        row = take[b]
+        for j in range(width):
+            idx_out[b, j] = idx[row, j]
+            if weighted:
+                x_out[b, j] = x[row, j]
+        y_out[b] = y[row]
+
+
 @numba.njit(parallel=True, cache=True, fastmath=_FLAGS)
 def _forward(
     idx: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
-    order: np.ndarray,
     v_table: np.ndarray,
     w: np.ndarray,
     w0: float,
@@ -87,18 +120,17 @@ def _forward(
     scale: float,
 ) -> float:
     """Phase 1, per sample: ŷ, Σᵢ vᵢxᵢ (kept in `sums`), the loss, ∂(scaled loss)/∂ŷ (in `dyhat`)."""
-    batch, width = order.shape[0], idx.shape[1]
+    batch, width = idx.shape
     k, pad = v_table.shape[1], v_table.shape[0] - 1
     one_hot = x.shape[0] == 0
     zero = np.float32(0.0)
     loss = 0.0
     for b in prange(batch):
         if b + AHEAD < batch:
-            ahead = order[b + AHEAD]
             for j in range(width):
                 for f in range(0, k, LINE):
-                    _prefetch(v_table, idx[ahead, j], f)
-        row = order[b]
+                    _prefetch(v_table, idx[b + AHEAD, j], f)
+        row = b
         linear = np.float32(w0)
         squares = zero
         for f in range(k):
@@ -129,15 +161,13 @@ def _forward(
 
 
 @numba.njit(cache=True)
-def _distinct_rows(
-    idx: np.ndarray, order: np.ndarray, pad: int, head: np.ndarray, link: np.ndarray, rows: np.ndarray
-) -> int:
+def _distinct_rows(idx: np.ndarray, pad: int, head: np.ndarray, link: np.ndarray, rows: np.ndarray) -> int:
     """Phase 2 (serial, O(batch)): the distinct features of the batch in `rows[:n]`, and for each a
     linked list of its entries (entry = sample * width + slot) from `head[feature]` through `link`."""
     width = idx.shape[1]
     n = 0
-    for entry in range(order.shape[0] * width):
-        feature = idx[order[entry // width], entry % width]
+    for entry in range(idx.shape[0] * width):
+        feature = idx[entry // width, entry % width]
         if feature == pad:
             continue
         if head[feature] < 0:
@@ -152,7 +182,6 @@ def _distinct_rows(
 def _update_rows(
     idx: np.ndarray,
     x: np.ndarray,
-    order: np.ndarray,
     v_table: np.ndarray,
     w: np.ndarray,
     m_v: np.ndarray,
@@ -199,7 +228,7 @@ def _update_rows(
         entry = head[feature]
         while entry >= 0:
             b = entry // width
-            value = np.float32(1.0) if one_hot else x[order[b], entry % width]
+            value = np.float32(1.0) if one_hot else x[b, entry % width]
             d = dyhat[b] * value
             grad_w += d
             for f in range(k):
@@ -227,7 +256,7 @@ def fm_step(
     idx: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
-    order: np.ndarray,
+    take: np.ndarray,
     v_table: np.ndarray,
     w: np.ndarray,
     w0: float,
@@ -249,22 +278,24 @@ def fm_step(
     eps: float,
     correction: float,
 ) -> tuple[float, float]:
-    """Train on the rows `order` of (idx, x, y) in place; returns (summed loss, ∂(scaled loss)/∂w0).
+    """Train on the rows `take` of (idx, x, y) in place; returns (summed loss, ∂(scaled loss)/∂w0).
 
     `idx` (n, width) holds feature indices (`pad` = len(w) − 1 in unused slots), `x` (n, width) their
     values or a (0, 0) array for one-hot rows, `y` (n,) the labels; `scale` is the factor on the summed
     loss's gradient (1 / batch, or rescale_grad), `clip` inf for no clipping, `correction` Adam's
     √(1 − β2ᵗ) / (1 − β1ᵗ).
     """
-    batch, width = order.shape[0], idx.shape[1]
-    scratch.reserve(batch, width, v_table.shape[1], v_table.shape[0])
+    batch = take.shape[0]
+    scratch.reserve(batch, idx, v_table.shape[1], v_table.shape[0], weighted=x.shape[0] > 0)
+    idx_b, y_b = scratch.idx[:batch], scratch.y[:batch]
+    x_b = scratch.x[:batch] if x.shape[0] else x
+    _gather(idx, x, y, take, idx_b, x_b, y_b)
     sums, dyhat = scratch.sums[:batch], scratch.dyhat[:batch]
-    loss = _forward(idx, x, y, order, v_table, w, w0, sums, dyhat, classifier, scale)
-    n_rows = _distinct_rows(idx, order, v_table.shape[0] - 1, scratch.head, scratch.link, scratch.rows)
+    loss = _forward(idx_b, x_b, y_b, v_table, w, w0, sums, dyhat, classifier, scale)
+    n_rows = _distinct_rows(idx_b, v_table.shape[0] - 1, scratch.head, scratch.link, scratch.rows)
     _update_rows(
-        idx,
-        x,
-        order,
+        idx_b,
+        x_b,
         v_table,
         w,
         m_v,
@@ -301,11 +332,21 @@ class KernelScratch:
         self.link = np.empty(0, np.int64)
         self.rows = np.empty(0, np.int64)
         self.head = np.empty(0, np.int64)
+        self.idx = np.empty((0, 0), np.int32)
+        self.x = np.empty((0, 0), np.float32)
+        self.y = np.empty(0, np.float32)
 
-    def reserve(self, batch: int, width: int, k: int, table_rows: int) -> None:
+    def reserve(self, batch: int, idx: np.ndarray, k: int, table_rows: int, *, weighted: bool) -> None:
+        """Room for a batch of `batch` rows shaped like `idx` (same width and dtype)."""
+        width = idx.shape[1]
         if self.sums.shape[0] < batch or self.sums.shape[1] != k:
             self.sums = np.empty((batch, k), np.float32)
             self.dyhat = np.empty(batch, np.float32)
+        if self.idx.shape[0] < batch or self.idx.shape[1] != width or self.idx.dtype != idx.dtype:
+            self.idx = np.empty((batch, width), idx.dtype)
+            self.y = np.empty(batch, np.float32)
+        if weighted and (self.x.shape[0] < batch or self.x.shape[1] != width):
+            self.x = np.empty((batch, width), np.float32)
         if self.grads.shape[0] < batch * width or self.grads.shape[1] != k:
             self.grads = np.empty((batch * width, k), np.float32)
             self.link = np.empty(batch * width, np.int64)
