@@ -131,6 +131,12 @@ class RecsysPipelineStack(Stack):
         )
         CfnOutput(self, "EventsFunctionName", value=ingest.events_function.function_name)
         CfnOutput(self, "EventsStreamName", value=ingest.events_stream.ref)
+        CfnOutput(
+            self,
+            "PipelineStateTableName",
+            value=ingest.pipeline_state_table.table_name,
+            description="The one-run lock: `recsys pipeline run` requests runs through it, `status` shows it",
+        )
 
         # SageMaker FM training: the role and image mapping; the orchestration issue's state machine adds
         # the task with `self.fm_training.training_task(scope, id)` (run id and feature_dim from its state).

@@ -16,16 +16,17 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from recsys import __version__
-from recsys.cli import evaluate, openapi, publish, synth, validate
+from recsys.cli import evaluate, openapi, pipeline, publish, synth, validate
 
-COMMANDS = (validate, evaluate, synth, publish, openapi)
+COMMANDS = (validate, evaluate, synth, publish, openapi, pipeline)
 PLUGIN_GROUP = "recsys.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recsys",
-        description="Recommender pipeline tools: validate CSVs, evaluate models, make synthetic data.",
+        description="Recommender pipeline tools: validate CSVs, evaluate models, make synthetic data, "
+        "publish and roll back models, request pipeline runs.",
     )
     parser.add_argument("--version", action="version", version=f"recsys {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -610,3 +610,11 @@ def test_outputs_name_the_events_function_and_the_queues(dev: Synth) -> None:
     assert outputs["IngestQueueUrl"]["Value"] == {"Ref": dev.id(dev.ingest.queue)}
     assert outputs["IngestDeadLetterQueueUrl"]["Value"] == {"Ref": dev.id(dev.ingest.dead_letter_queue)}
     assert outputs["EventsStreamName"]["Value"] == {"Ref": dev.id(dev.ingest.events_stream)}
+
+
+def test_outputs_name_the_pipeline_state_table_and_the_state_machine(dev: Synth) -> None:
+    """What `recsys pipeline run --state-table ... --state-machine-arn ...` needs (README, "Operations")."""
+    outputs = dev.json["Outputs"]
+    assert outputs["PipelineStateTableName"]["Value"] == {"Ref": dev.id(dev.ingest.pipeline_state_table)}
+    machine = dev.stack.orchestration.state_machine
+    assert outputs["StateMachineArn"]["Value"] == {"Ref": dev.id(machine)}
