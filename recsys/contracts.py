@@ -31,6 +31,8 @@ DSSTNE_EPOCHS_ENV = "RECSYS_DSSTNE_EPOCHS"
 DSSTNE_BATCH_ENV = "RECSYS_DSSTNE_BATCH"
 DSSTNE_TOP_K_ENV = "RECSYS_DSSTNE_TOP_K"
 DSSTNE_PARALLEL_ENV = "RECSYS_DSSTNE_PARALLEL"  # with several GPUs: "data" (default) or "model"
+DSSTNE_PRECISION_ENV = "RECSYS_DSSTNE_PRECISION"  # train --precision, one of DSSTNE_PRECISIONS
+DSSTNE_PRECISIONS = ("fp32", "tf32", "bf16")  # fp32: DSSTNE's arithmetic (the default)
 # Inputs under the run's input prefix: input.txt (+ output.txt), or one interactions.txt used for both.
 DSSTNE_CONFIG_FILE = "config.json"
 DSSTNE_INPUT_FILE = "input.txt"

@@ -73,3 +73,14 @@ def test_graph_replay_follows_new_layouts_when_shuffling() -> None:
     assert graphed._use_graphs
     assert not eager._use_graphs
     assert graphed_errors == pytest.approx(eager_errors, rel=1e-4)
+
+
+def test_bf16_with_graphs_and_fusion_follows_the_fp32_curve() -> None:
+    # GIVEN the same network, weights and batches in fp32 and in bf16 mixed precision, on CUDA
+    _, fp32_errors = train(TrainSettings(alpha=0.5, batch=64, shuffle=False), CUDA)
+    bf16, bf16_errors = train(TrainSettings(alpha=0.5, batch=64, shuffle=False, precision="bf16"), CUDA)
+    assert bf16._use_graphs
+    assert bf16._fused
+    # THEN the loss curve within the engine's stated bound (tests/unit/.../test_precision.py), fp32 weights
+    assert bf16_errors == pytest.approx(fp32_errors, rel=0.03)
+    assert {t.dtype for t in bf16.weights.w + bf16.weights.b} == {torch.float32}

@@ -338,6 +338,8 @@ def run_dsstne(
     train = _flags(
         "train", c=local.config, i=input_nc, o=output_nc, n=network, b=settings.batch, e=settings.epochs
     ) + (list(BUILTIN_TRAIN_FLAGS) if local.builtin_config else [])
+    if settings.precision != "fp32":
+        train += ["--precision", settings.precision]
     with _timed(seconds, "train"), contextlib.redirect_stderr(tee):
         gpus = gpu_count()
         if gpus > 1:  # one process per GPU under torchrun (the multi-GPU job definition)

@@ -63,6 +63,7 @@ class JobSettings:
     batch: int = DEFAULT_BATCH
     top_k: int = DEFAULT_TOP_K
     parallel: str = "data"  # how train splits the work when the job has several GPUs
+    precision: str = "fp32"  # train --precision (DSSTNE's fp32 unless the job definition asks)
 
 
 def settings_from_env(env: Mapping[str, str]) -> JobSettings:
@@ -92,7 +93,15 @@ def settings_from_env(env: Mapping[str, str]) -> JobSettings:
         batch=_positive(env, contracts.DSSTNE_BATCH_ENV, DEFAULT_BATCH),
         top_k=_positive(env, contracts.DSSTNE_TOP_K_ENV, DEFAULT_TOP_K),
         parallel=_parallel(env.get(contracts.DSSTNE_PARALLEL_ENV, "") or "data"),
+        precision=_precision(env.get(contracts.DSSTNE_PRECISION_ENV, "") or "fp32"),
     )
+
+
+def _precision(value: str) -> str:
+    if value not in contracts.DSSTNE_PRECISIONS:
+        expected = ", ".join(contracts.DSSTNE_PRECISIONS)
+        raise JobError(f"{contracts.DSSTNE_PRECISION_ENV}: expected one of {expected}, got {value!r}")
+    return value
 
 
 def _parallel(value: str) -> str:

@@ -7,10 +7,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import h5netcdf  # type: ignore[import-untyped]
+import numpy as np
 import pytest
 import torch
 
-from recsys.cli.main import main
+from recsys.cli.main import build_parser, main
 from training.dsstne import engine as engine_module
 from training.dsstne.network import load_network
 
@@ -72,9 +74,9 @@ def test_trains_saves_every_epoch_and_checkpoints(
     assert not torch.equal(weights.w[1], first.w[1])
 
 
-def test_config_and_flags_reach_the_engine(
-    tmp_path: Path, datasets: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def engine_settings(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The TrainSettings of every Engine the CLI builds (the real engine still trains)."""
     seen: list[Any] = []
     real = engine_module.Engine
 
@@ -83,6 +85,13 @@ def test_config_and_flags_reach_the_engine(
         return real(spec, weights, settings, device, **kwargs)
 
     monkeypatch.setattr(engine_module, "Engine", spy)
+    return seen
+
+
+def test_config_and_flags_reach_the_engine(
+    tmp_path: Path, datasets: tuple[Path, Path], engine_settings: list[Any]
+) -> None:
+    seen = engine_settings
     flags = ["-e", "1", "-alpha", "0.01", "-lambda", "0.001", "-lambda1", "0.0001", "--optimizer", "adam"]
     assert train(*datasets, tmp_path / "gl.nc", *flags) == 0
     (settings,) = seen
@@ -226,3 +235,42 @@ def test_torchrun_with_two_processes_trains_like_one(
     _, together, _, _ = load_network(double)
     for a, b in zip(alone.w + alone.b, together.w + together.b, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_cli_precision_flag_defaults_to_fp32_and_refuses_unknown_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["dsstne", "train", "-c", "c.json", "-i", "i.nc", "-o", "o.nc", "-n", str(tmp_path / "n.nc")]
+    assert build_parser().parse_args(argv).precision == "fp32"  # DSSTNE's arithmetic unless asked
+    assert build_parser().parse_args([*argv, "--precision", "bf16"]).precision == "bf16"
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--precision", "fp16"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+def test_a_bf16_trained_network_is_an_fp32_file_and_predicts(
+    tmp_path: Path,
+    datasets: tuple[Path, Path],
+    engine_settings: list[Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a network trained through the CLI with --precision bf16 (which reaches the engine)
+    network = tmp_path / "gl.nc"
+    assert train(*datasets, network, "-e", "2", "--device", "cpu", "--precision", "bf16") == 0
+    assert [s.precision for s in engine_settings] == ["bf16"]
+    # THEN the file stores float32 weights and biases in DSSTNE's layout, and it loads as fp32
+    with h5netcdf.File(network, "r") as nc:
+        stored = {name: nc.variables[name].dtype for name in nc.variables if name.startswith("weight")}
+    assert stored
+    assert set(stored.values()) == {np.dtype(np.float32)}, stored
+    _, weights, _, _ = load_network(network)
+    assert {t.dtype for t in weights.w + weights.b} == {torch.float32}
+    # AND DSSTNE's predict runs on it (the ratings file of the fixture as input and filter)
+    argv = ["dsstne", "predict", "--device", "cpu", "-b", "8", "-k", "3", "-d", "gl", "-n", str(network)]
+    argv += ["-i", str(tmp_path / "features_input"), "-o", str(tmp_path / "features_output")]
+    argv += ["-f", str(tmp_path / "ratings"), "-r", str(tmp_path / "ratings"), "-s", str(tmp_path / "recs")]
+    assert main(argv) == 0, capsys.readouterr().err
+    recs = (tmp_path / "recs").read_text().splitlines()
+    assert len(recs) == 24  # one line per user of the fixture's ratings
+    assert all(len(line.split("\t")[1].rstrip(":").split(":")) == 3 for line in recs)

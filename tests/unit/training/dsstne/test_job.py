@@ -172,6 +172,19 @@ def test_without_a_config_the_built_in_network_trains_with_adam(
     assert "training the built-in network" in caplog.text
 
 
+def test_the_precision_setting_reaches_train(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a job definition that asks for bf16 mixed precision
+    put(s3, contracts.DSSTNE_INTERACTIONS_FILE, dsstne_text(histories()))
+    calls: list[list[str]] = []
+    real = job.dsstne
+    monkeypatch.setattr(job, "dsstne", lambda argv: (calls.append(list(argv)), real(argv))[1])
+    # WHEN the job runs THEN train got --precision bf16 (fp32, DSSTNE's, when the variable is unset)
+    assert main([], env={**ENV, contracts.DSSTNE_PRECISION_ENV: "bf16"}, s3=s3) == 0
+    (train,) = [argv for argv in calls if argv[0] == "train"]
+    assert train[-2:] == ["--precision", "bf16"]
+    assert settings_from_env(ENV).precision == "fp32"
+
+
 def test_a_failing_step_publishes_nothing(s3: Any, caplog: pytest.LogCaptureFixture) -> None:
     # predict refuses a k above the catalog size, after generate-netcdf and train have run
     put(s3, contracts.DSSTNE_CONFIG_FILE, json.dumps(TINY_NETWORK))
@@ -260,6 +273,7 @@ def test_explicit_uris_override_the_buckets() -> None:
             {contracts.DSSTNE_CONFIG_URI_ENV: "s3://bucket-a/"},
             "RECSYS_DSSTNE_CONFIG_URI: expected s3://bucket/key",
         ),
+        ({contracts.DSSTNE_PRECISION_ENV: "fp16"}, "RECSYS_DSSTNE_PRECISION: expected one of fp32, tf32"),
     ],
 )
 def test_bad_settings_are_named_by_their_variable(change: dict[str, str], message: str) -> None:
