@@ -4,7 +4,8 @@
    `recsys synth` when missing) is uploaded to an embedded AWS (moto server on 127.0.0.1, its own process).
    In a fresh process: `recsys.ingest.process_object` on it (stream from S3, validate, write curated
    Parquet by multipart upload, manifest item); in another: the bare validator on the same file from
-   disk. Wall time, rows/s, peak RSS, and the overhead ratio (goal ≤ 1.5×).
+   disk. Wall time, rows/s, peak RSS, the curated file's size, the overhead ratio (goal ≤ 1.5×), and the
+   load average around the runs (wall times only compare on a quiet machine).
 2. Cold start: `import lambdas.ingest.handler` and `import lambdas.events.handler` in fresh interpreters
    (median of 7 each; goal < 300 ms), and which heavy modules each import loads.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -49,8 +51,10 @@ for _ in range(2):
     done = process_object(s3, table, settings, "ingest", "transactions/bench.csv", head.get("VersionId"),
                           head["ETag"], head["ContentLength"])
     runs.append(time.perf_counter() - start)
+curated = s3.head_object(Bucket="curated", Key=done.curated_key)["ContentLength"]
 result = {{"status": str(done.status), "rows": done.rows_valid, "first_seconds": round(runs[0], 3),
-          "seconds": round(runs[1], 3), "rows_per_s": round(done.rows_valid / runs[1])}}
+          "seconds": round(runs[1], 3), "rows_per_s": round(done.rows_valid / runs[1]),
+          "curated_bytes": curated}}
 """
 )
 
@@ -156,6 +160,7 @@ def main() -> None:
         print(json.dumps({**report, "goal_cold_import_ms": 300, "machine": machine()}, indent=2))
         return
     path = sample_file(args.rows)
+    load_before = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews wall times
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -191,6 +196,7 @@ def main() -> None:
                 "goal_overhead_ratio": 1.5,
                 "handler_cold_import": cold_starts(),
                 "goal_cold_import_ms": 300,
+                "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
                 "machine": machine(),
             },
             indent=2,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 from recsys.csv_contract import Kind
 from recsys.ingest import layout, quarantine
 from recsys.ingest.aws import GONE_CODES, SUPERSEDED_CODES, ManifestTable, S3Client, error_code
-from recsys.ingest.curated import CuratedWriter, typed_table
+from recsys.ingest.curated import CuratedWriter
 from recsys.ingest.events import ObjectRef
 from recsys.ingest.manifest import IngestResult, Status, manifest_item, record
 from recsys.ingest.multipart import MultipartWriter
@@ -146,7 +146,9 @@ def _process(
         return skip("zero-byte object")
     modified = response.get("LastModified")
     ingest_date = (modified.astimezone(UTC) if isinstance(modified, datetime) else _utc_now()).date()
-    raw = SourceStream(s3, request, response, deadline=deadline, margin_s=settings.safety_margin_s)
+    raw = SourceStream(
+        s3, request, response, deadline=deadline, margin_s=settings.safety_margin_s, read_ahead=True
+    )
     source: Source = HeaderPrepended(raw, layout.STREAM_HEADER) if layout.is_event_stream(ref.key) else raw
     hook = hooks(kind, ref, tag) if hooks is not None else None
     run = _Run(
@@ -227,7 +229,7 @@ class _Run:
         if self.line_offset:
             batch = _shift_lines(batch, self.line_offset)
         if batch.valid.num_rows:
-            self.curated.add(typed_table(self.kind, batch, self.ref.key, self.tag))
+            self.curated.add_batch(batch, self.ref.key, self.tag)
             if self.hook is not None:
                 self.hook.add(batch.valid)
         if batch.rejected and self.rejected is not None:

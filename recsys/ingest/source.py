@@ -2,13 +2,17 @@
 
 On the way it counts bytes, keeps the raw header line (quarantine files start with it, as it was),
 watches the Lambda's clock, and resumes a read that breaks mid-stream with a ranged GET of the same
-version instead of starting the file again.
+version instead of starting the file again. With `read_ahead`, the next block is read on a background
+thread while the caller works on the current one (socket reads release the GIL), so the wait for the
+network overlaps validation instead of adding to it; memory grows by one block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]
@@ -36,16 +40,27 @@ class SourceStream:
         *,
         deadline: Callable[[], float] | None = None,
         margin_s: float = 0.0,
+        read_ahead: bool = False,
     ) -> None:
         self._s3 = s3
         self._request = request  # Bucket, Key and VersionId or IfMatch: always the same content
         self._body = response["Body"]
         self._deadline = deadline
         self._margin_s = margin_s
-        self.bytes_read = 0
+        self.bytes_read = 0  # bytes handed to the caller
         self.resumes = 0
         self._header = bytearray()
         self._header_done = False
+        # Read-ahead: `_fetched` bytes came from the body (a ranged GET resumes there); `_rest` were
+        # fetched but not yet handed over (a read smaller than the block read ahead); `_ahead` is the
+        # read in flight. Only the worker touches the body while a read is in flight.
+        self._fetched = 0
+        self._eof = False
+        self._rest = b""
+        self._ahead: Future[bytes] | None = None
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="source-read-ahead") if read_ahead else None
+        )
 
     @property
     def header_line(self) -> bytes:
@@ -55,7 +70,7 @@ class SourceStream:
     def read(self, size: int = -1) -> bytes:
         if self._deadline is not None and self._deadline() < self._margin_s:
             raise OutOfTime(f"stopped after {self.bytes_read:,} bytes")
-        data = self._read_resuming(size)
+        data = self._next(size)
         self.bytes_read += len(data)
         if not self._header_done and data:
             end = data.find(b"\n")
@@ -64,6 +79,43 @@ class SourceStream:
         return data
 
     def close(self) -> None:
+        """Close the body (after the read in flight, if any: its outcome no longer matters)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            with contextlib.suppress(Exception):
+                ahead.result()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._close_body()
+
+    def _next(self, size: int) -> bytes:
+        """The next bytes of the object (at most `size`; all that is left when negative)."""
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            self._rest += ahead.result()  # a read that failed for good raises here, in order
+        if not self._rest:
+            data = self._fetch(size)
+        elif 0 <= size < len(self._rest):
+            data, self._rest = self._rest[:size], self._rest[size:]
+            return data
+        else:
+            data, self._rest = self._rest, b""
+            if size < 0:
+                return data + self._fetch(size)
+        if data and size > 0 and self._pool is not None:
+            self._ahead = self._pool.submit(self._fetch, size)
+        return data
+
+    def _fetch(self, size: int) -> bytes:
+        if self._eof:
+            return b""
+        data = self._read_resuming(size)
+        self._fetched += len(data)
+        self._eof = not data or size < 0
+        return data
+
+    def _close_body(self) -> None:
         close = getattr(self._body, "close", None)
         if close is not None:
             close()
@@ -80,13 +132,13 @@ class SourceStream:
                     "read of s3://%s/%s broke at byte %d (%s); resuming (%d of %d)",
                     self._request["Bucket"],
                     self._request["Key"],
-                    self.bytes_read,
+                    self._fetched,
                     exc,
                     self.resumes,
                     MAX_RESUMES,
                 )
-                self.close()
-                response = self._s3.get_object(**self._request, Range=f"bytes={self.bytes_read}-")
+                self._close_body()
+                response = self._s3.get_object(**self._request, Range=f"bytes={self._fetched}-")
                 self._body = response["Body"]
 
 

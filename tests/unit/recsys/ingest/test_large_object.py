@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import io
+import threading
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
@@ -75,7 +76,10 @@ class GeneratedBody:
     """A transactions CSV of about `target_bytes`, made block by block as it is read.
 
     `read()` without a size is refused: the point is that nobody reads the object whole. Each read
-    samples the peak of Python memory (tracemalloc) and the bytes Arrow holds.
+    samples the live Python memory (tracemalloc) and the bytes Arrow holds. Reads happen on the source's
+    read-ahead thread, concurrently with part uploads on the curated writer's thread, so sampling and
+    uploads take turns (`lock`): the moto mock runs in this process and holds ~5 copies of a part while
+    it receives one, memory that a real S3 holds on its side.
     """
 
     def __init__(
@@ -87,7 +91,8 @@ class GeneratedBody:
         self.bad_rows = 0
         self.bytes_served = 0
         self.read_sizes: list[int] = []
-        self.samples: list[tuple[int, int]] = []  # (Python peak, Arrow bytes) at each read
+        self.samples: list[tuple[int, int]] = []  # (Python live, Arrow bytes) at each 8th read
+        self.lock = threading.Lock()
         self._pending = HEADER
         self._done = False
 
@@ -96,8 +101,9 @@ class GeneratedBody:
             raise AssertionError("the whole object was requested")
         self.read_sizes.append(size)
         if len(self.read_sizes) % 8 == 0 and tracemalloc.is_tracing():
-            gc.collect()  # botocore and moto leave cycles holding part bodies; count live memory only
-            self.samples.append((tracemalloc.get_traced_memory()[0], pa.total_allocated_bytes()))
+            with self.lock:
+                gc.collect()  # botocore and moto leave cycles holding part bodies; count live memory only
+                self.samples.append((tracemalloc.get_traced_memory()[0], pa.total_allocated_bytes()))
         while len(self._pending) < size and not self._done:
             self._pending += self._block()
         data, self._pending = self._pending[:size], self._pending[size:]
@@ -143,7 +149,8 @@ class StreamingS3:
 
     def upload_part(self, **kwargs: Any) -> dict[str, Any]:
         self.part_sizes.append(len(kwargs["Body"]))
-        return dict(self._s3.upload_part(**kwargs))
+        with self.body.lock:  # no memory sample while moto copies the part (see GeneratedBody)
+            return dict(self._s3.upload_part(**kwargs))
 
     def abort_multipart_upload(self, **kwargs: Any) -> dict[str, Any]:
         self.aborted.append(kwargs["Key"])

@@ -55,27 +55,42 @@ def read_all(stream: SourceStream, block: int = 64) -> bytes:
     return out
 
 
-def test_a_broken_read_resumes_where_it_stopped() -> None:
+AHEAD = pytest.mark.parametrize("read_ahead", [False, True], ids=["inline", "read-ahead"])
+
+
+@AHEAD
+def test_a_broken_read_resumes_where_it_stopped(read_ahead: bool) -> None:
     s3 = RangeS3(flaky=False)
     request = {"Bucket": "b", "Key": "k", "VersionId": "v1"}
-    stream = SourceStream(s3, request, {"Body": BreakingBody(CONTENT, break_at=300)})  # type: ignore[arg-type]
+    body = BreakingBody(CONTENT, break_at=300)
+    stream = SourceStream(s3, request, {"Body": body}, read_ahead=read_ahead)  # type: ignore[arg-type]
 
     assert read_all(stream) == CONTENT
     assert stream.resumes == 1
     assert s3.requests == [request | {"Range": "bytes=256-"}]  # same version, from the last whole read
     assert stream.header_line == b"\xef\xbb\xbfuser_id,item_id,timestamp\r\n"
     assert stream.bytes_read == len(CONTENT)
+    stream.close()
+    assert body.closed
 
 
-def test_a_read_that_keeps_breaking_raises() -> None:
+@AHEAD
+def test_a_read_that_keeps_breaking_raises(read_ahead: bool) -> None:
     s3 = RangeS3(flaky=True)
-    stream = SourceStream(s3, {"Bucket": "b", "Key": "k"}, {"Body": BreakingBody(CONTENT, 10)})  # type: ignore[arg-type]
+    stream = SourceStream(
+        s3,  # type: ignore[arg-type]
+        {"Bucket": "b", "Key": "k"},
+        {"Body": BreakingBody(CONTENT, 10)},
+        read_ahead=read_ahead,
+    )
     with pytest.raises(ResponseStreamingError):
         read_all(stream)
     assert stream.resumes == MAX_RESUMES
+    stream.close()
 
 
-def test_the_clock_stops_the_read() -> None:
+@AHEAD
+def test_the_clock_stops_the_read(read_ahead: bool) -> None:
     left = iter([100.0, 100.0, 5.0])
     stream = SourceStream(
         RangeS3(False),  # type: ignore[arg-type]
@@ -83,11 +98,41 @@ def test_the_clock_stops_the_read() -> None:
         {"Body": BreakingBody(CONTENT, None)},
         deadline=lambda: next(left),
         margin_s=30,
+        read_ahead=read_ahead,
     )
     stream.read(10)
     stream.read(10)
     with pytest.raises(OutOfTime, match="after 20 bytes"):
         stream.read(10)
+    stream.close()
+
+
+def test_reads_of_any_size_after_a_read_ahead_keep_the_bytes_in_order() -> None:
+    body = BreakingBody(CONTENT, None)
+    stream = SourceStream(RangeS3(False), {"Bucket": "b", "Key": "k"}, {"Body": body}, read_ahead=True)  # type: ignore[arg-type]
+
+    out = stream.read(100)  # the next 100 bytes are now read ahead
+    out += stream.read(7)  # smaller than what was read ahead: the rest is kept for later
+    out += stream.read(500)
+    out += stream.read(64)
+    out += stream.read(-1)  # all that is left
+
+    assert out == CONTENT
+    assert stream.read(64) == b""
+    assert stream.bytes_read == len(CONTENT)
+    stream.close()
+    assert body.closed
+
+
+def test_closing_waits_for_the_read_in_flight() -> None:
+    body = BreakingBody(CONTENT, None)
+    stream = SourceStream(RangeS3(False), {"Bucket": "b", "Key": "k"}, {"Body": body}, read_ahead=True)  # type: ignore[arg-type]
+
+    assert stream.read(64) == CONTENT[:64]
+    stream.close()  # with a read of the next block in flight
+
+    assert body.closed
+    assert stream.bytes_read == 64
 
 
 class PartsS3:
