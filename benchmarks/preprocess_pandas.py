@@ -18,8 +18,8 @@ bundled sample and on an input full of edge cases.
 pyarrow's CSV reader and Parquet writer use their thread pool (that is how one would use them); every
 numpy step runs on one core.
 
-    python benchmarks/preprocess_pandas.py --catalog PATH --transactions PATH [PATH …] --out DIR
-        [--run-id ID] [--json]
+    python benchmarks/preprocess_pandas.py (--catalog PATH --transactions PATH [PATH …] | --ingest DIR)
+        --out DIR [--run-id ID] [--json]
 """
 
 from __future__ import annotations
@@ -260,6 +260,73 @@ def read_catalog(paths: Sequence[Path]) -> pd.DataFrame:
     catalog = pd.concat(frames, ignore_index=True)
     catalog = catalog[catalog[ITEM_ID].notna()]
     return catalog.drop_duplicates(subset=ITEM_ID, keep="last").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------- curated ingest Parquet
+
+INGEST_DATE = contracts.INGEST_DATE_PARTITION
+SOURCE_KEY, LINE = "source_key", "line"
+ARRIVAL = (INGEST_DATE, SOURCE_KEY, LINE)
+
+
+def _read_kind(root: Path, kind: Kind, columns: Sequence[str]) -> tuple[pa.Table | None, list[Path]]:
+    """Every curated file of one kind (`kind=<kind>/ingest_date=<date>/*.parquet`) as one table in arrival
+    order (ingest date, source key, line; nulls first, as Spark orders them), columns a file lacks as null."""
+    files = sorted((root / f"{contracts.INGEST_KIND_PARTITION}={kind.value}").glob("*=*/*.parquet"))
+    tables = []
+    for path in files:
+        table = pq.read_table(path)
+        n = table.num_rows
+        parts = {}
+        for name in columns:
+            if name in table.column_names:
+                parts[name] = table.column(name)
+            else:
+                parts[name] = pa.nulls(n, pa.int64() if name == LINE else pa.string())
+        parts[INGEST_DATE] = pa.repeat(path.parent.name.split("=", 1)[1], n)
+        tables.append(pa.table(parts))
+    if not tables:
+        return None, files
+    table = pa.concat_tables(tables, promote_options="permissive")
+    if len(tables) > 1:
+        order = pc.sort_indices(table, sort_keys=[(c, "ascending", "at_start") for c in ARRIVAL])
+        table = table.take(order)
+    return table, files
+
+
+def read_ingest(root: Path) -> tuple[Transactions, pd.DataFrame | None, list[Path]]:
+    """The curated ingest layout (typed columns, see recsys.ingest.curated), as `glue.readers.read_ingest`
+    reads it: (transactions in arrival order, the latest catalog row per item or None, the files)."""
+    columns = (USER_ID, ITEM_ID, TIMESTAMP, RATING, EVENT_TYPE, SOURCE_KEY, LINE)
+    table, tx_files = _read_kind(root, Kind.TRANSACTIONS, columns)
+    if table is None:
+        raise ValueError(f"no transactions under {root}")
+    ts, ts_valid = _epoch_seconds(table.column(TIMESTAMP).cast(pa.int64()))
+    tx = Transactions(
+        user=_clean_ids(table.column(USER_ID)),
+        item=_clean_ids(table.column(ITEM_ID)),
+        timestamp=ts,
+        timestamp_valid=ts_valid,
+        rating=_ratings(table.column(RATING).cast(pa.float64()), table.num_rows),
+        event_type=_event_types(table.column(EVENT_TYPE), table.num_rows),
+    )
+    del table
+    cat, cat_files = _read_kind(
+        root, Kind.CATALOG, (ITEM_ID, TITLE, CATEGORIES, "attributes", SOURCE_KEY, LINE)
+    )
+    catalog = None
+    if cat is not None:
+        catalog = pd.DataFrame(
+            {
+                ITEM_ID: pd.Series(_clean_ids(cat.column(ITEM_ID)), dtype="str"),
+                TITLE: cat.column(TITLE).to_pandas(),
+                CATEGORIES: cat.column(CATEGORIES).to_pandas(),
+                "attributes": pc.fill_null(cat.column("attributes").cast(pa.string()), "{}").to_pandas(),
+            }
+        )
+        catalog = catalog[catalog[ITEM_ID].notna()]
+        catalog = catalog.drop_duplicates(subset=ITEM_ID, keep="last").reset_index(drop=True)
+    return tx, catalog, tx_files + cat_files
 
 
 # ----------------------------------------------------------------------------------------------- clean
@@ -869,22 +936,31 @@ def run(
     out: Path,
     run_id: str,
     settings: PreprocessSettings | None = None,
+    ingest: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Write `<out>/runs/<run_id>/` as the Spark run does (fresh maps) and return (manifest, stats)."""
+    """Write `<out>/runs/<run_id>/` as the Spark run does (fresh maps) and return (manifest, stats); the
+    inputs are the CSVs, or with `ingest` the curated ingest layout under that folder."""
     settings = settings or PreprocessSettings()
     clock = Clock()
     root = out / contracts.RUNS_PREFIX / run_id
     if (root / contracts.RUN_MANIFEST_FILE).exists():
         raise FileExistsError(f"run {run_id!r} is already complete at {root}")
     shutil.rmtree(root, ignore_errors=True)  # leftovers of a failed attempt
-    tx_files = sorted(Path(p).resolve() for p in transaction_paths)
-    cat_files = sorted(Path(p).resolve() for p in catalog_paths)
-    pairs, quality = clean(read_transactions(tx_files), settings)
+    if ingest is not None:
+        tx, catalog, sources = read_ingest(Path(ingest).resolve())
+    else:
+        tx_files = sorted(Path(p).resolve() for p in transaction_paths)
+        cat_files = sorted(Path(p).resolve() for p in catalog_paths)
+        tx, sources = read_transactions(tx_files), tx_files + cat_files
+    pairs, quality = clean(tx, settings)
+    del tx
+    if ingest is None:
+        catalog = read_catalog(cat_files) if cat_files else None
     clock.lap("clean")
 
     user_index = fresh_index(pairs.users)
     user_ids = pc.take(pairs.users, pa.array(np.argsort(user_index)))
-    items = item_map(read_catalog(cat_files) if cat_files else None, pairs.items)
+    items = item_map(catalog, pairs.items)
     _write_maps(root, user_ids, items)
     clock.lap("index")
 
@@ -929,7 +1005,7 @@ def run(
         "fm_bytes": {name: sum(c.sizes) for name, c in channels.items()},
         "seconds": {**clock.stages, "total": clock.total()},
     }
-    manifest = _manifest(run_id, sizes, counts, channels, tx_files + cat_files, settings)
+    manifest = _manifest(run_id, sizes, counts, channels, sources, settings)
     write_json(root / contracts.RUN_STATS_FILE, stats)
     write_json(root / contracts.RUN_MANIFEST_FILE, manifest)  # last: the run is complete
     return manifest, stats
@@ -938,12 +1014,15 @@ def run(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", nargs="+", default=[], type=Path, metavar="PATH")
-    parser.add_argument("--transactions", nargs="+", required=True, type=Path, metavar="PATH")
+    parser.add_argument("--transactions", nargs="+", default=[], type=Path, metavar="PATH")
+    parser.add_argument("--ingest", type=Path, metavar="DIR", help="read the curated ingest layout instead")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR")
     parser.add_argument("--run-id", default=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     parser.add_argument("--json", action="store_true", help="print manifest and stats as one JSON object")
     args = parser.parse_args(argv)
-    manifest, stats = run(args.catalog, args.transactions, args.out, args.run_id)
+    if bool(args.transactions) == bool(args.ingest):
+        parser.error("give either --transactions PATH [PATH ...] (with --catalog) or --ingest DIR")
+    manifest, stats = run(args.catalog, args.transactions, args.out, args.run_id, ingest=args.ingest)
     if args.json:
         print(json.dumps({"manifest": manifest, "stats": stats}, sort_keys=True))
     else:

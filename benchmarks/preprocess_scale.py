@@ -2,9 +2,13 @@
 pandas baseline (`benchmarks/preprocess_pandas.py`) on the same `recsys synth` data, 1M and 20M interactions.
 
 Claim (preprocessing issue): Spark ties or wins at 20M on 2 cores, and it is the one that scales out on
-Glue workers. Both runs read the same CSVs and write the same outputs (Parquet tables, FM recordIO
+Glue workers. Both runs read the same input and write the same outputs (Parquet tables, FM recordIO
 channels, DSSTNE text, manifest); the benchmark checks that their counts agree at every size and, on the
-bundled sample, that every output is identical. Each run is a fresh subprocess, one after the other:
+bundled sample, that every output is identical. The input is what the Glue job reads in production: the
+curated ingest layout (the CSVs validated and written as typed Parquet with lineage, as the ingest Lambda
+does; done once per size and not timed; `recsys preprocess --ingest`, `preprocess_pandas.py --ingest`);
+`--input csv` times the local runner's CSV path instead. Each run is a fresh subprocess, one after the
+other:
 
 - wall: the subprocess from start to exit (Spark: JVM start-up included, as a user of the command sees it);
 - peak memory: the peak of the summed RSS of the run's process tree (Spark: Python driver, JVM, Python
@@ -12,16 +16,17 @@ bundled sample, that every output is identical. Each run is a fresh subprocess, 
 - CPU: seconds of user + system time of the tree, so CPU / wall says how many cores the run kept busy;
 - others: CPU seconds that other processes used during the run (the machine is shared).
 
-Synthetic inputs are generated once per size under --work and reused; run outputs are deleted after each
-size unless --keep-outputs. Prints one JSON object.
+Synthetic inputs (and their curated layout) are generated once per size under --work and reused; run
+outputs are deleted after each size unless --keep-outputs. Prints one JSON object.
 
     python benchmarks/preprocess_scale.py [--sizes 1000000 20000263] [--work DIR] [--driver-memory auto]
-        [--timeout S] [--keep-outputs] [--no-sample-check] [--skip-spark]
+        [--input curated|csv] [--timeout S] [--keep-outputs] [--no-sample-check] [--skip-spark]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import resource
@@ -31,7 +36,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +47,12 @@ from _common import REPO, machine
 from _preprocess_compare import compare_runs
 
 from recsys import contracts
+from recsys.csv_contract import Kind
+from recsys.ingest.curated import CuratedWriter, typed_table
+from recsys.ingest.layout import curated_key
+from recsys.ingest.settings import IngestSettings
 from recsys.synth import ML20M_INTERACTIONS, ML20M_ITEMS, ML20M_USERS
+from recsys.validation import ValidatedBatch, validate_file
 
 PYTHON = sys.executable
 RECSYS = str(Path(PYTHON).with_name("recsys"))
@@ -48,6 +60,7 @@ PANDAS = str(REPO / "benchmarks" / "preprocess_pandas.py")
 SAMPLE = REPO / "data" / "sample" / "ml-latest-small"
 RUN_ID = "bench"
 SAMPLE_EVERY_S = 0.2
+INGEST_DATE = date(2026, 1, 1)
 # Output folders in the order a run writes them: when each first appears tells where a slow run is.
 PROGRESS = (
     contracts.RUN_USER_MAP_DIR,
@@ -68,6 +81,66 @@ def synth_shape(interactions: int) -> tuple[int, int]:
     if interactions >= ML20M_INTERACTIONS:
         return ML20M_USERS, ML20M_ITEMS
     return max(1000, round(ML20M_USERS * interactions / ML20M_INTERACTIONS)), ML20M_ITEMS
+
+
+class _LocalSink(io.FileIO):
+    """A local file with the two calls `CuratedWriter` makes on its S3 multipart sink."""
+
+    def complete(self) -> None:
+        self.close()
+
+    def abort(self) -> None:
+        self.close()
+
+
+def write_curated(
+    root: Path, files: Sequence[tuple[Kind, Path]], ingest_date: date = INGEST_DATE
+) -> dict[str, int]:
+    """Validate each CSV and write its accepted rows in the curated ingest layout under `root`, as the
+    ingest Lambda does (typed Parquet with lineage, `kind=<kind>/ingest_date=<date>/<name>-<version>.parquet`;
+    source key `<kind prefix>bench/<file name>`); returns the rows written per file name."""
+    rows = {}
+    for kind, path in files:
+        prefix = contracts.CATALOG_PREFIX if kind is Kind.CATALOG else contracts.TRANSACTIONS_PREFIX
+        source_key = f"{prefix}bench/{path.name}"
+        relative = curated_key(kind, ingest_date, source_key, "v1")[len(contracts.INGEST_CURATED_PREFIX) :]
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        writer = CuratedWriter(
+            _LocalSink(target, "w"),  # type: ignore[arg-type]
+            kind,
+            row_group_rows=IngestSettings.row_group_rows,
+        )
+
+        def add(
+            batch: ValidatedBatch, kind: Kind = kind, key: str = source_key, w: CuratedWriter = writer
+        ) -> None:
+            if batch.valid.num_rows:
+                w.add(typed_table(kind, batch, key, "v1"))
+
+        report = validate_file(path, kind, on_batch=add)
+        if report.unusable or report.rows_valid == 0:
+            writer.abort()
+            target.unlink(missing_ok=True)
+            raise RuntimeError(f"{path}: not accepted by the validator")
+        rows[path.name] = writer.complete()
+    return rows
+
+
+def curate(work: Path, name: str, catalog: Path, transactions: Path) -> tuple[Path, dict[str, Any]]:
+    """The curated ingest layout of these CSVs (`write_curated`), written once under `work/curated-<name>`
+    (a marker file says done). This is what the Glue job reads in production (`glue.job` →
+    `glue.readers.read_ingest`), so both runs start from it; the ingest step itself is not timed."""
+    root = work / f"curated-{name}"
+    marker = root / "done.json"
+    if marker.exists():
+        return root / "ingest", {**json.loads(marker.read_text()), "cached": True}
+    shutil.rmtree(root, ignore_errors=True)
+    started = time.perf_counter()
+    rows = write_curated(root / "ingest", [(Kind.CATALOG, catalog), (Kind.TRANSACTIONS, transactions)])
+    info = {"rows": rows, "curated_in_s": round(time.perf_counter() - started, 1)}
+    marker.write_text(json.dumps(info))
+    return root / "ingest", {**info, "cached": False}
 
 
 def synth_data(work: Path, interactions: int, seed: int = 0) -> tuple[Path, dict[str, Any]]:
@@ -195,18 +268,22 @@ def measured(command: list[str], run_dir: Path, log: Path, timeout_s: float) -> 
     return result
 
 
-def spark_command(catalog: Path, transactions: Path, out: Path, driver_memory: str) -> list[str]:
+def input_args(catalog: Path, transactions: Path, curated: Path | None) -> list[str]:
+    """What both commands read: the curated ingest layout (the production path), or the CSVs."""
+    if curated is not None:
+        return ["--ingest", str(curated)]
+    return ["--catalog", str(catalog), "--transactions", str(transactions)]
+
+
+def spark_command(inputs: list[str], out: Path, driver_memory: str) -> list[str]:
     return [
-        RECSYS, "preprocess", "--catalog", str(catalog), "--transactions", str(transactions),
-        "--out", str(out), "--run-id", RUN_ID, "--previous-run", "none", "--driver-memory", driver_memory,
+        RECSYS, "preprocess", *inputs, "--out", str(out), "--run-id", RUN_ID, "--previous-run", "none",
+        "--driver-memory", driver_memory,
     ]  # fmt: skip
 
 
-def pandas_command(catalog: Path, transactions: Path, out: Path) -> list[str]:
-    return [
-        PYTHON, PANDAS, "--catalog", str(catalog), "--transactions", str(transactions), "--out", str(out),
-        "--run-id", RUN_ID,
-    ]  # fmt: skip
+def pandas_command(inputs: list[str], out: Path) -> list[str]:
+    return [PYTHON, PANDAS, *inputs, "--out", str(out), "--run-id", RUN_ID]
 
 
 def driver_memory_for(interactions: int, setting: str) -> str:
@@ -218,7 +295,7 @@ def driver_memory_for(interactions: int, setting: str) -> str:
 
 
 def compare_pair(
-    catalog: Path, transactions: Path, out: Path, interactions: int, args: argparse.Namespace, contents: bool
+    inputs: list[str], out: Path, interactions: int, args: argparse.Namespace, contents: bool
 ) -> dict[str, Any]:
     """Both runs on one input, one after the other, and how they compare."""
     spark_out, pandas_out = out / "spark", out / "pandas"
@@ -227,15 +304,15 @@ def compare_pair(
         folder.mkdir(parents=True)
     spark_root = spark_out / contracts.RUNS_PREFIX / RUN_ID
     pandas_root = pandas_out / contracts.RUNS_PREFIX / RUN_ID
-    report: dict[str, Any] = {"interactions": interactions}
+    report: dict[str, Any] = {"interactions": interactions, "input": inputs[0].lstrip("-")}
     report["pandas"] = measured(
-        pandas_command(catalog, transactions, pandas_out), pandas_root, out / "pandas.log", args.timeout
+        pandas_command(inputs, pandas_out), pandas_root, out / "pandas.log", args.timeout
     )
     if args.skip_spark:
         return report
     memory = driver_memory_for(interactions, args.driver_memory)
     report["spark"] = measured(
-        spark_command(catalog, transactions, spark_out, memory), spark_root, out / "spark.log", args.timeout
+        spark_command(inputs, spark_out, memory), spark_root, out / "spark.log", args.timeout
     )
     report["spark"]["driver_memory"] = memory
     done = [report[k]["exit_code"] == 0 for k in ("spark", "pandas")]
@@ -271,6 +348,12 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run before it is killed")
     parser.add_argument("--keep-outputs", action="store_true", help="keep both runs' outputs under --work")
     parser.add_argument("--no-sample-check", action="store_true", help="skip the bundled-sample comparison")
+    parser.add_argument(
+        "--input",
+        choices=("curated", "csv"),
+        default="curated",
+        help="what both runs read: the curated ingest Parquet the Glue job reads (default), or the CSVs",
+    )
     parser.add_argument("--skip-spark", action="store_true", help="time the pandas baseline only")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -278,17 +361,23 @@ def main() -> None:
     report: dict[str, Any] = {"benchmark": "preprocess_scale", "load_avg_before": os.getloadavg()}
     if not args.no_sample_check and not args.skip_spark:
         out = args.work / "out-sample"
-        sample = compare_pair(
-            SAMPLE / "movies.csv", SAMPLE / "ratings.csv", out, 100_836, args, contents=True
-        )
+        curated = None
+        if args.input == "curated":
+            curated, _ = curate(args.work, "sample", SAMPLE / "movies.csv", SAMPLE / "ratings.csv")
+        inputs = input_args(SAMPLE / "movies.csv", SAMPLE / "ratings.csv", curated)
+        sample = compare_pair(inputs, out, 100_836, args, contents=True)
         report["sample_check"] = sample
         if not args.keep_outputs:
             shutil.rmtree(out, ignore_errors=True)
     report["sizes"] = []
     for interactions in args.sizes:
         data, info = synth_data(args.work, interactions)
+        catalog, transactions = data / "catalog.csv", data / "transactions.csv"
+        curated = None
+        if args.input == "curated":
+            curated, info["curated"] = curate(args.work, data.name, catalog, transactions)
         out = args.work / f"out-{interactions}"
-        result = compare_pair(data / "catalog.csv", data / "transactions.csv", out, interactions, args, False)
+        result = compare_pair(input_args(catalog, transactions, curated), out, interactions, args, False)
         report["sizes"].append({"synth": info, **result})
         if not args.keep_outputs:
             shutil.rmtree(out, ignore_errors=True)

@@ -5,18 +5,28 @@ while the next run is prepared, and the serving side folds in new events by inde
 index forever: each run starts from the previous run's map, keeps every entry (ids that no longer occur
 included), and numbers only the ids it has not seen, after the old maximum.
 
-New ids are numbered without a global sort on one executor and without collecting them: ids are spread
-over `BUCKETS` hash buckets, numbered by a window per bucket (ordered by id), and each bucket is shifted
-by the sizes of the buckets before it. Every step is a function of the set of new ids alone, so a
-recomputed or retried stage gives the same numbers.
+New ids are numbered without a global sort on one executor: ids are spread over `BUCKETS` hash buckets,
+numbered by a window per bucket (ordered by id), and each bucket is shifted by the sizes of the buckets
+before it. Every step is a function of the set of new ids alone, so a recomputed or retried stage gives
+the same numbers. A run with few new ids (up to `DRIVER_NUMBERING_MAX`, e.g. ML-20M's 138k users) gets
+the same numbers on the driver instead: one collect, a sort, and no shuffles or window, which on a small
+cluster cost more than the numbering itself.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 BUCKETS = 1024  # fixed: part of what makes the numbering reproducible
+DRIVER_NUMBERING_MAX = 1_000_000  # new ids numbered on the driver at most (~200 MB of Python rows there)
 IS_NEW = "is_new"
 
 
@@ -55,15 +65,65 @@ def check_map(previous: DataFrame, id_col: str, idx_col: str) -> int:
     return int(rows)
 
 
-def stable_index(ids: DataFrame, previous: DataFrame | None, id_col: str, idx_col: str) -> DataFrame:
+def _number_on_driver(
+    rows: list[Any], old: DataFrame, id_col: str, idx_col: str, previous_empty: bool
+) -> DataFrame:
+    """The numbering of the distributed path below, for a few new ids collected to the driver: by (bucket,
+    id), ids compared as Spark compares strings (UTF-8 bytes, the order of code points), after the old
+    maximum."""
+    base = 0
+    if not previous_empty:
+        top = old.agg(F.max(idx_col).alias("_top")).first()
+        base = int(top["_top"]) + 1 if top is not None and top["_top"] is not None else 0
+    ordered = sorted(rows, key=lambda r: (r["_bucket"], r[id_col]))
+    table = pd.DataFrame(
+        {
+            id_col: pd.Series([r[id_col] for r in ordered], dtype=object),
+            idx_col: np.arange(base, base + len(ordered), dtype=np.int64),
+        }
+    )
+    spark = old.sparkSession
+    schema = f"`{id_col}` string, `{idx_col}` long"
+    if table.empty:
+        return spark.createDataFrame([], schema)
+    with _arrow(spark), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyspark 3.5's pandas conversion warns about pandas' own API
+        return spark.createDataFrame(table, schema)
+
+
+@contextmanager
+def _arrow(spark: SparkSession) -> Iterator[None]:
+    """Arrow for pandas → Spark in this block (the session's own setting is put back)."""
+    key = "spark.sql.execution.arrow.pyspark.enabled"
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, "true")
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
+
+
+def stable_index(
+    ids: DataFrame,
+    previous: DataFrame | None,
+    id_col: str,
+    idx_col: str,
+    driver_max: int = DRIVER_NUMBERING_MAX,
+) -> DataFrame:
     """(`id_col`, `idx_col`, `is_new`) for every id of `previous` plus every id of `ids` not in it.
 
     `ids` needs only `id_col` (duplicates and nulls are ignored); `previous` is (`id_col`, `idx_col`), as
     written by the last run (`check_map` validates it). Old ids keep their index; new ids get
-    max(previous) + 1, + 2, … in a reproducible order.
+    max(previous) + 1, + 2, … in a reproducible order. Up to `driver_max` new ids are numbered on the
+    driver (the same numbers, without the shuffles and window of the distributed path: a run's maps are
+    usually far smaller than its interactions); more go the distributed way.
     """
     distinct = ids.select(id_col).where(F.col(id_col).isNotNull()).distinct()
     spark = ids.sparkSession
+    previous_empty = previous is None
     if previous is None:
         previous = spark.createDataFrame([], f"`{id_col}` string, `{idx_col}` long")
     old = previous.select(F.col(id_col), F.col(idx_col).cast("long").alias(idx_col))
@@ -71,6 +131,10 @@ def stable_index(ids: DataFrame, previous: DataFrame | None, id_col: str, idx_co
     base = old.agg(F.coalesce(F.max(idx_col) + 1, F.lit(0)).alias("_base"))
 
     bucketed = new.withColumn("_bucket", F.pmod(F.xxhash64(F.col(id_col)), F.lit(BUCKETS)))
+    small = bucketed.limit(driver_max + 1).collect() if driver_max > 0 else None
+    if small is not None and len(small) <= driver_max:
+        numbered = _number_on_driver(small, old, id_col, idx_col, previous_empty)
+        return old.withColumn(IS_NEW, F.lit(False)).unionByName(numbered.withColumn(IS_NEW, F.lit(True)))
     within = bucketed.withColumn(
         "_rank", F.row_number().over(Window.partitionBy("_bucket").orderBy(F.col(id_col))) - 1
     )

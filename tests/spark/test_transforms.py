@@ -21,6 +21,9 @@ from glue.indexing import IndexMapError, check_map, stable_index
 from glue.sampling import item_ranges, sample_negatives
 from glue.transforms import (
     PLACEHOLDER_TITLE,
+    arrival_plan,
+    block_summaries,
+    collapse_arrivals,
     collapse_pairs,
     drop_exact_duplicates,
     drop_incomplete,
@@ -154,6 +157,20 @@ def test_a_second_run_appends_new_ids_and_keeps_old_ones(spark) -> None:
     assert result["gone"] == (2, False)
     assert sorted(result[k][0] for k in ("new1", "new2", "new3")) == [3, 4, 5]
     assert all(result[k][1] for k in ("new1", "new2", "new3"))
+
+
+def test_ids_numbered_on_the_driver_get_the_distributed_numbers(spark) -> None:
+    """Few new ids are numbered on the driver; the numbers are those of the distributed path (buckets by
+    xxhash64, then ids in Spark's string order: non-ASCII, case and digits included)."""
+    names = [f"u{n}" for n in range(300)] + ["Émile", "émile", "Zoë", "z", "10", "9", "日本", "a b", "ü"]
+    ids = spark.createDataFrame([(n,) for n in names], "id string")
+    previous = spark.createDataFrame([("u1", 0), ("old", 1)], "id string, idx long")
+    for prev in (None, previous):
+        driver = _map(stable_index(ids, prev, "id", "idx").select("id", "idx"))
+        spread = _map(stable_index(ids, prev, "id", "idx", driver_max=0).select("id", "idx"))
+        assert driver == spread
+    few = _map(stable_index(ids, previous, "id", "idx", driver_max=5).select("id", "idx"))  # > 5 new
+    assert few == spread
 
 
 @pytest.mark.parametrize(
@@ -356,3 +373,76 @@ def test_dsstne_lines_escape_ids_and_can_keep_values(spark) -> None:
     assert decode_name("a%2Cb%3Ac%09d") == "a,b:c\td"
     assert decode_name("p%25q%2B") == "p%q+"
     assert decode_name("x+y") == "x y"
+
+
+def _arrival_rows(spark):
+    """Events of a few pairs from three sources on two ingest dates, with ties on time, exact duplicates
+    (also across sources), a null line, and event types without ratings."""
+    rows = [
+        # user, item, time, rating, event type, ingest date, source key, line
+        ("u", "a", 10, 5.0, None, "2024-01-01", "t/1.csv", 2),
+        ("u", "a", 20, 2.0, None, "2024-01-01", "t/1.csv", 3),
+        ("u", "f", 10, 3.0, None, "2024-01-01", "t/1.csv", 4),
+        ("u", "f", 10, 4.0, None, "2024-01-01", "t/1.csv", 5),
+        ("u", "f", 10, 3.0, None, "2024-01-01", "t/0.csv", 9),  # an exact duplicate from another file
+        ("u", "k", 10, 3.0, None, "2024-01-01", "t/1.csv", 8),
+        ("u", "k", 10, 4.0, None, "2024-01-01", "t/1.csv", 9),
+        ("u", "k", 10, 3.0, None, "2024-01-01", "t/2.csv", 9),  # a copy arriving last: the first counts
+        ("u", "g", 10, None, "View", "2024-01-02", "t/0.csv", 2),  # a later date beats a larger key
+        ("u", "g", 10, None, "click", "2024-01-01", "t/2.csv", 7),
+        ("u", "h", 10, 1.0, None, "2024-01-01", "t/2.csv", None),  # a null line arrives first
+        ("u", "h", 10, 5.0, None, "2024-01-01", "t/2.csv", 3),
+        ("v", "a", 5, None, None, "2024-01-01", "t/1.csv", 6),
+        ("v", "a", 5, None, None, "2024-01-01", "t/1.csv", 7),
+        ("v", "b", 7, None, "purchase", "2024-01-02", "t/0.csv", 3),
+        (None, "b", 7, 4.0, None, "2024-01-02", "t/0.csv", 4),
+    ]
+    return spark.createDataFrame(rows, TX_SCHEMA)
+
+
+def test_collapse_on_arrival_keys_matches_the_struct_collapse(spark) -> None:
+    raw = normalise_transactions(_arrival_rows(spark))
+    plan = arrival_plan(block_summaries(raw))
+    assert plan is not None
+    assert plan.events == ("click", "purchase", "view")
+    complete = drop_incomplete(raw)
+    fast = collapse_arrivals(complete, plan, 4.0, EVENTS)
+    slow = collapse_pairs(drop_exact_duplicates(complete), 4.0, EVENTS)
+    assert fast.columns == slow.columns
+    got = {(r.user_id, r.item_id): r for r in fast.collect()}
+    # Which copy of an exact duplicate the struct collapse keeps is up to Spark; (u, k) depends on it.
+    expected = {(r.user_id, r.item_id): r for r in slow.collect()}
+    assert got.keys() == expected.keys()
+    assert {k: v for k, v in got.items() if k != ("u", "k")} == {
+        k: v for k, v in expected.items() if k != ("u", "k")
+    }
+    assert (got["u", "k"].rating, got["u", "k"].events) == (4.0, 2)
+    assert (got["u", "f"].rating, got["u", "f"].events) == (4.0, 2)
+    assert (got["u", "g"].event_type, got["u", "g"].label) == ("view", 1)
+    assert got["u", "h"].rating == 5.0
+    assert (got["v", "a"].events, got["v", "a"].event_type, got["v", "a"].label) == (1, None, 1)
+
+
+def test_arrival_keys_fall_back_when_they_do_not_fit(spark) -> None:
+    raw = normalise_transactions(_arrival_rows(spark))
+    far = raw.withColumn("line", F.when(F.col("item_id") == "a", F.lit(2**31 + 5)).otherwise(F.col("line")))
+    assert arrival_plan(block_summaries(far)) is None
+    many = raw.withColumn("event_type", F.concat(F.lit("e"), F.monotonically_increasing_id().cast("string")))
+    assert arrival_plan(block_summaries(many.unionByName(many).unionByName(many))) is not None  # 39 < 256
+    assert (
+        arrival_plan(
+            block_summaries(
+                spark.range(300).selectExpr(
+                    "cast(id as string) as user_id",
+                    "'i' as item_id",
+                    "10L as timestamp",
+                    "cast(null as double) as rating",
+                    "concat('e', id) as event_type",
+                    "'d' as ingest_date",
+                    "'k' as source_key",
+                    "id as line",
+                )
+            )
+        )
+        is None
+    )
