@@ -95,8 +95,11 @@ class StageConfig:
     """Glue workers, the driver included (at least 2)."""
     preprocessing_timeout_minutes: int = 120
     """A preprocessing run still going after this is stopped (and fails)."""
-    ingest_memory_mb: int = 2048
-    """Memory of the ingest Lambda (CPU grows with it; Arrow's CSV and Parquet work is CPU-bound)."""
+    ingest_memory_mb: int = 3584
+    """Memory of the ingest Lambda. CPU grows with it: 3,584 MB gives two full vCPUs (1,769 MB per vCPU),
+    which the handler uses at once — validation on one, the curated Parquet's encoding and upload and the
+    S3 read-ahead on the other (benchmarks/RESULTS.md: 1.3× the bare validator's time with two cores,
+    1.9–2.1× with one)."""
     ingest_timeout_seconds: int = 900
     """Time limit of one ingest invocation; the queue's visibility timeout is six times this."""
     ingest_reserved_concurrency: int = 10

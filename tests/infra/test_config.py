@@ -133,7 +133,7 @@ def test_bad_lambda_settings_are_rejected_by_name(raw: dict[str, object], messag
 
 def test_lambda_defaults_are_production_sized_and_within_lambdas_limits() -> None:
     config = parse({})
-    assert (config.ingest_memory_mb, config.ingest_timeout_seconds) == (2048, 900)
+    assert (config.ingest_memory_mb, config.ingest_timeout_seconds) == (3584, 900)  # two full vCPUs
     assert config.ingest_reserved_concurrency >= 2
     assert config.events_reserved_concurrency >= 1
     assert config.lambda_log_retention_days == 365
