@@ -16,18 +16,19 @@ cluster cost more than the numbering itself.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+
+from glue.spark_conf import session_conf
 
 BUCKETS = 1024  # fixed: part of what makes the numbering reproducible
 DRIVER_NUMBERING_MAX = 1_000_000  # new ids numbered on the driver at most (~200 MB of Python rows there)
 IS_NEW = "is_new"
+ARROW = {"spark.sql.execution.arrow.pyspark.enabled": "true"}  # pandas -> Spark through Arrow
 
 
 class IndexMapError(ValueError):
@@ -86,24 +87,9 @@ def _number_on_driver(
     schema = f"`{id_col}` string, `{idx_col}` long"
     if table.empty:
         return spark.createDataFrame([], schema)
-    with _arrow(spark), warnings.catch_warnings():
+    with session_conf(spark, ARROW), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pyspark 3.5's pandas conversion warns about pandas' own API
         return spark.createDataFrame(table, schema)
-
-
-@contextmanager
-def _arrow(spark: SparkSession) -> Iterator[None]:
-    """Arrow for pandas → Spark in this block (the session's own setting is put back)."""
-    key = "spark.sql.execution.arrow.pyspark.enabled"
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, "true")
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
 
 
 def stable_index(

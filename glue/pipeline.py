@@ -8,8 +8,6 @@ all-invalid input fails with `EmptyInputError` and leaves no run folder behind.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +30,7 @@ from glue.manifest import build_manifest
 from glue.readers import ATTRIBUTES, InputError, Inputs
 from glue.sampling import collect_ranges, item_ranges
 from glue.settings import DsstneTarget, PreprocessSettings
+from glue.spark_conf import session_conf
 from glue.transforms import (
     EVENTS,
     IN_CATALOG,
@@ -139,7 +138,7 @@ def _clean(inputs: Inputs, settings: PreprocessSettings) -> tuple[DataFrame, dic
         collapsed = collapse_pairs(
             drop_exact_duplicates(by_pair), settings.positive_threshold, settings.positive_events
         )
-    with _session_conf(collapsed.sparkSession, UNCOMPRESSED_CACHE):  # built by this first action
+    with session_conf(collapsed.sparkSession, UNCOMPRESSED_CACHE):  # built by this first action
         pairs = collapsed.persist()
         sizes = _counts(pairs.agg(F.count(F.lit(1)).alias("pairs"), F.sum(EVENTS).alias("events")).first())
     if sizes["pairs"] == 0:
@@ -323,7 +322,7 @@ def _interactions(
     # id (the same groups as per user index) sorts within partitions instead of shuffling 20M rows again.
     split = temporal_split(indexed, settings.test_ratio, settings.min_history, user=USER_ID).select(*columns)
     uri = layout.path(contracts.RUN_INTERACTIONS_DIR)
-    with _session_conf(pairs.sparkSession, UNSORTED_WRITES):
+    with session_conf(pairs.sparkSession, UNSORTED_WRITES):
         split.write.mode("overwrite").partitionBy(SPLIT).parquet(uri)
     return pairs.sparkSession.read.parquet(uri)
 
@@ -339,22 +338,6 @@ UNSORTED_WRITES = {
 # The pairs are cached without column compression: compressing them cost a third of the collapse (5M rows,
 # 2 cores), and the cache is read a few times, then dropped (it spills to disk where memory is short).
 UNCOMPRESSED_CACHE = {"spark.sql.inMemoryColumnarStorage.compressed": "false"}
-
-
-@contextmanager
-def _session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
-    """SQL settings of the session for the duration (its own values are put back)."""
-    before: dict[str, str | None] = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, old in before.items():
-            if old is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, old)
 
 
 def _write_empty_split(interactions: DataFrame, layout: outputs.RunLayout, folder: str) -> None:
