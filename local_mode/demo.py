@@ -275,12 +275,7 @@ def serve(demo: Demo, port: int) -> int:
     print(f"  curl '{server.url}/health'")
     print(f"  curl '{server.url}/recommendations/{user}?k=10'")
     print(f"  curl '{server.url}/similar/<item id>?k=10'", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
-    finally:
-        server.server_close()
+    server.serve_until_interrupted()
     return 0
 
 

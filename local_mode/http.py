@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import threading
 import time
 import uuid
@@ -163,7 +164,8 @@ for _method in METHODS:
 
 
 class LocalHttpServer(ThreadingHTTPServer):
-    """`LocalHttpServer(handler).start()` serves in a background thread; `.url`; `.stop()`."""
+    """`LocalHttpServer(handler).start()` serves in a background thread; `.url`; `.stop()`; or
+    `.serve_until_interrupted()` in the foreground (the CLI commands)."""
 
     daemon_threads = True
 
@@ -185,6 +187,15 @@ class LocalHttpServer(ThreadingHTTPServer):
         self._thread = threading.Thread(target=self.serve_forever, name="local-http", daemon=True)
         self._thread.start()
         return self
+
+    def serve_until_interrupted(self) -> None:
+        """Serve in this thread until Ctrl-C, then close the socket."""
+        try:
+            self.serve_forever()
+        except KeyboardInterrupt:
+            print("stopped", file=sys.stderr)
+        finally:
+            self.server_close()
 
     def stop(self) -> None:
         self.shutdown()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
 
 
@@ -52,12 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  curl '{server.url}/health'")
         print(f"  curl '{server.url}/recommendations/<user id>?k=10'")
         print(f"publish another model: AWS_ENDPOINT_URL={endpoint} recsys publish --run-dir DIR", flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            print("stopped", file=sys.stderr)
-        finally:
-            server.server_close()
+        server.serve_until_interrupted()
     finally:
         if embedded is not None:
             embedded.stop()
