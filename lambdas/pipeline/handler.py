@@ -38,13 +38,13 @@ def _clients() -> tuple[Any, Any]:
 
 
 def _trigger() -> Any:
-    from recsys.ingest.trigger import DEFAULT_LEASE_S, PipelineTrigger, StepFunctionsStarter
+    from recsys.ingest.settings import lease_from_env
+    from recsys.ingest.trigger import PipelineTrigger, StepFunctionsStarter
 
     env = os.environ
     table = boto3.resource("dynamodb").Table(env[contracts.PIPELINE_STATE_TABLE_ENV])
     starter = StepFunctionsStarter(boto3.client("stepfunctions"), env[contracts.STATE_MACHINE_ARN_ENV])
-    lease = float(env.get(contracts.PIPELINE_RUN_LEASE_ENV, DEFAULT_LEASE_S))
-    return PipelineTrigger(table, starter, lease_s=lease)
+    return PipelineTrigger(table, starter, lease_s=lease_from_env(env))
 
 
 def emit_metrics(evaluation: dict[str, Any], run_id: str, versions: dict[str, str]) -> int:

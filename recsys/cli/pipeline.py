@@ -179,20 +179,12 @@ def _arn_region(arn: str) -> str:
 
 
 def _lease_s(env: Mapping[str, str]) -> float:
-    from recsys.ingest.trigger import DEFAULT_LEASE_S
+    from recsys.ingest.settings import SettingsError, lease_from_env
 
-    raw = env.get(contracts.PIPELINE_RUN_LEASE_ENV, "").strip()
-    if not raw:
-        return DEFAULT_LEASE_S
     try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise UsageError(
-            f"${contracts.PIPELINE_RUN_LEASE_ENV}={raw!r}: expected a positive number of seconds"
-        )
-    return value
+        return lease_from_env(env)
+    except SettingsError as exc:
+        raise UsageError(f"${exc}") from None
 
 
 def _aws(

@@ -6,6 +6,7 @@ Local mode builds the same object from its own flags; the domain code never read
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,6 +23,9 @@ class Policy(StrEnum):
 
     KEEP_GOOD_ROWS = contracts.INGEST_POLICY_KEEP_GOOD_ROWS  # good rows curated, bad ones quarantined
     REJECT_FILE = contracts.INGEST_POLICY_REJECT_FILE  # the whole file quarantined, nothing curated
+
+
+DEFAULT_RUN_LEASE_S = 24 * 3600.0  # a run holding the lock longer than this is taken as crashed
 
 
 class SettingsError(ValueError):
@@ -48,7 +52,7 @@ class IngestSettings:
     items_table: str = ""
     pipeline_state_table: str = ""
     state_machine_arn: str = ""
-    run_lease_s: float = 24 * 3600.0  # a run holding the lock longer than this is taken as crashed
+    run_lease_s: float = DEFAULT_RUN_LEASE_S
 
     def __post_init__(self) -> None:
         if self.part_bytes < MIN_PART_BYTES:
@@ -84,8 +88,25 @@ class IngestSettings:
             items_table=env.get(contracts.ITEMS_TABLE_ENV, "").strip(),
             pipeline_state_table=env.get(contracts.PIPELINE_STATE_TABLE_ENV, "").strip(),
             state_machine_arn=env.get(contracts.STATE_MACHINE_ARN_ENV, "").strip(),
-            run_lease_s=_number(env, contracts.PIPELINE_RUN_LEASE_ENV, 24 * 3600.0),
+            run_lease_s=lease_from_env(env),
         )
+
+
+def lease_from_env(env: Mapping[str, str]) -> float:
+    """The pipeline run lease (PIPELINE_RUN_LEASE_ENV, DEFAULT_RUN_LEASE_S when unset), for every place that
+    builds the trigger (the ingest and pipeline Lambdas, `recsys pipeline`); SettingsError naming the
+    variable when it is not a positive number."""
+    raw = env.get(contracts.PIPELINE_RUN_LEASE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RUN_LEASE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        name = contracts.PIPELINE_RUN_LEASE_ENV
+        raise SettingsError(f"{name}={raw!r}: expected a positive number of seconds")
+    return value
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

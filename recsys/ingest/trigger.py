@@ -39,10 +39,11 @@ from recsys.csv_contract import Kind
 from recsys.ingest import layout
 from recsys.ingest.aws import error_code
 from recsys.ingest.manifest import IngestResult, Status
+from recsys.ingest.settings import DEFAULT_RUN_LEASE_S
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LEASE_S = 24 * 3600.0
+DEFAULT_LEASE_S = DEFAULT_RUN_LEASE_S
 MAX_ATTEMPTS = 20  # conditional writes lost to other writers before giving up (the caller is retried)
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
