@@ -100,9 +100,8 @@ class StateTable(Protocol):
 
 
 class Outcome(StrEnum):
-    STARTED = "started"  # request: the lock was free (or stale); a run was started
+    STARTED = "started"  # a run was started: request (lock free or stale) or finish (the owed follow-up)
     PENDING = "pending"  # request: a run is going; one follow-up run is owed
-    FOLLOW_UP = "follow-up"  # finish: uploads came during the run; the follow-up was started
     IDLE = "idle"  # finish: nothing pending; the lock is free
     NOT_CURRENT = "not-current"  # finish: the run id does not hold the lock; nothing done
 
