@@ -3,7 +3,7 @@ against (`benchmarks/preprocess_scale.py`), not product code.
 
 It does what `glue.pipeline.run_preprocess` does for a fresh run (no previous maps), written as a
 competent engineer would on one machine: columnar reads, integer codes, sorts and bincounts, no Python
-loop per row. Ids are numbered and negatives drawn with Spark's own xxhash64 (`_spark_hash`), so on the
+loop per row. Ids are numbered and negatives drawn with Spark's own xxhash64 (`glue.spark_hash`), so on the
 same inputs both runs produce the same id maps, split, labels and negatives, and their counts can be
 compared exactly. What differs, on purpose and without changing a count:
 
@@ -29,7 +29,6 @@ import csv
 import json
 import re
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -47,10 +46,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _spark_hash as sh
-
+from glue import spark_hash as sh
 from glue.settings import DsstneTarget, PreprocessSettings  # plain dataclasses, no Spark
+from glue.sort_keys import sort_order
 from recsys import contracts
 from recsys.csv_contract import (
     CATEGORIES,
@@ -332,24 +330,6 @@ def read_ingest(root: Path) -> tuple[Transactions, pd.DataFrame | None, list[Pat
 # ----------------------------------------------------------------------------------------------- clean
 
 
-def argsort_keys(*keys: I64) -> I64:
-    """Indices that sort rows by `keys` (first = most significant), ties in row order. Keys are
-    non-negative; when their bit widths fit in 63 bits they are packed into one integer and sorted once
-    (much faster than np.lexsort), else lexsort."""
-    lows = [int(k.min()) if k.size else 0 for k in keys]
-    bits = [
-        max(1, int(int(k.max()) - low).bit_length()) if k.size else 1
-        for k, low in zip(keys, lows, strict=True)
-    ]
-    if sum(bits) <= 63:
-        packed = np.zeros(keys[0].size, dtype=np.int64)
-        for key, low, width in zip(keys, lows, bits, strict=True):
-            packed <<= width
-            packed |= key - low
-        return np.argsort(packed, kind="stable")
-    return np.lexsort(tuple(reversed(keys)))
-
-
 @dataclass
 class Pairs:
     """One row per user–item pair (collapsed), users and items as codes into `users` / `items`."""
@@ -397,7 +377,7 @@ def clean(tx: Transactions, settings: PreprocessSettings) -> tuple[Pairs, dict[s
         raise ValueError("no usable transactions: every row lacks a user id, an item id or a valid timestamp")
 
     pair = user_code * len(items) + item_code
-    order = argsort_keys(pair, ts)  # stable: arrival order within equal (pair, time)
+    order = sort_order(pair, ts)  # stable: arrival order within equal (pair, time)
     pair, ts, rating, event_code = pair[order], ts[order], rating[order], event_code[order]
 
     # Exact duplicates share pair and time, so only rows next to an equal (pair, time) can be one.
@@ -529,7 +509,7 @@ def temporal_split(
     newer); users for whom that leaves no train or no test row, or with n < min_history, stay in train."""
     user_idx = user_index[pairs.user_code]
     item_idx = items.index_of_code[pairs.item_code]
-    order = argsort_keys(user_idx, pairs.timestamp, item_idx)
+    order = sort_order(user_idx, pairs.timestamp, item_idx)
     user_idx, item_idx = user_idx[order], item_idx[order]
     n_users = int(user_index.size)
     n = np.bincount(user_idx, minlength=n_users)

@@ -1,14 +1,15 @@
 """FM channels as recordIO-protobuf, written by the executors, one set of shards per Spark partition.
 
 Why on the executors: the channels can be far larger than the driver's memory, and the encoding (numpy,
-batched, in `recsys.recordio`) is the expensive part. The interactions are partitioned by user once; each
-partition arrives as Arrow batches (`mapInArrow`) and, for each split, gets its negatives
-(`glue.sampling.pick_negatives`: all of a user's pairs are in the partition, so the own-item check is
-local), becomes one CSR matrix (item categories from a broadcast table bounded by the catalog), and is
-written by `recsys.recordio.write_sharded` as `part-<partition>-<shard>.pbr` files of at most
-`max_bytes` each. Each task returns one summary row per split (its files, their sizes, its record and
-positive counts), which is all the driver collects. One shuffle of the interactions serves both channels
-and the sampling; the negatives never become Spark rows.
+batched, in `recsys.recordio`) is the expensive part. The interactions are partitioned by user once (or
+come so partitioned: `write_channels(…, partitions=None)`); each partition arrives as Arrow batches
+(`mapInArrow`) and, for each split, gets its negatives (candidates hashed with numpy,
+`glue.sampling.candidate_positions`, then `pick_negatives`: all of a user's pairs are in the partition,
+so the own-item check is local), becomes one CSR matrix (item categories from a broadcast table bounded
+by the catalog), and is written by `recsys.recordio.write_sharded` as `part-<partition>-<shard>.pbr`
+files of at most `max_bytes` each. Each task returns one summary row per split (its files, their sizes,
+its record and positive counts), which is all the driver collects. At most one shuffle of the
+interactions serves both channels and the sampling; the negatives never become Spark rows.
 
 Within a partition, rows are ordered by a seeded hash of their content, so the files hold no user- or
 time-ordered runs (FM trains in file order), and a retried task rewrites the very same bytes under the
@@ -31,26 +32,16 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 from pyspark import TaskContext
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from glue import storage
 from glue.features import CATEGORY_IDXS, FeatureLayout
-from glue.sampling import (
-    DRAWS,
-    I64,
-    Ranges,
-    draw_positions,
-    draws_per_positive,
-    pair_keys,
-    pick_negatives,
-    positions_of,
-)
+from glue.sampling import I64, Interacted, Ranges, candidate_positions, draws_per_positive, pick_negatives
 from glue.transforms import ITEM_IDX, LABEL, SPLIT, USER_IDX
 from recsys.recordio import write_sharded
 from recsys.recordio.writer import SHARD_SUFFIX
 
 CONTENT_TYPE = "application/x-recordio-protobuf"
-TARGET_PARTITION_BYTES = 64 * 2**20  # aim per Spark partition; files are still cut at max_bytes
+TARGET_PARTITION_BYTES = 256 * 2**20  # aim per Spark partition; files are still cut at max_bytes
 RECORD_BYTES_ESTIMATE = 48  # a two-key record is 40-50 bytes framed; categories add ~5 bytes each
 SUMMARY_SCHEMA = (
     "channel string, partition int, files array<string>, sizes array<long>, records long, positives long"
@@ -141,11 +132,24 @@ def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
 
 def content_order(seed: int, users: I64, items: I64, labels: npt.NDArray[np.float32]) -> I64:
     """Row order by a seeded hash of (user, item, label), ties by user then item: no user-ordered runs, and
-    the same rows give the same order whatever order they came in."""
+    the same rows give the same order whatever order they came in.
+
+    Sorting the hash alone is ~3x cheaper than the three-key lexsort and gives the same rows in the same
+    order unless two different rows share a hash (equal rows are interchangeable): only then the lexsort.
+    """
     key = _mix(np.full(users.size, seed & (2**64 - 1), dtype=np.uint64) ^ users.astype(np.uint64))
     key = _mix(key ^ items.astype(np.uint64))
     key = _mix(key ^ labels.astype(np.uint64))
-    return np.lexsort((items, users, key)).astype(np.int64)
+    order = np.argsort(key)
+    tied = np.flatnonzero(key[order[1:]] == key[order[:-1]])
+    first, second = order[tied], order[tied + 1]
+    if (
+        (users[first] != users[second]).any()
+        or (items[first] != items[second]).any()
+        or (labels[first] != labels[second]).any()
+    ):
+        return np.lexsort((items, users, key)).astype(np.int64)
+    return order.astype(np.int64, copy=False)
 
 
 def _write_files(uri: str, prefix: str, matrix: sp.csr_matrix, labels: npt.NDArray[np.float32],
@@ -196,11 +200,12 @@ def _write_partition_channels(
     context = TaskContext.get()
     partition = context.partitionId() if context is not None else 0
     prefix = f"part-{partition:05d}"
-    users = table.column(USER_IDX).to_numpy().astype(np.int64)
-    items = table.column(ITEM_IDX).to_numpy().astype(np.int64)
-    labels = table.column(LABEL).to_numpy().astype(np.int64)
-    interacted = np.unique(pair_keys(users, items))  # every split: a negative is never an own item
-    draws = draws_per_positive(plan.per_positive)
+    users = table.column(USER_IDX).to_numpy().astype(np.int64, copy=False)
+    items = table.column(ITEM_IDX).to_numpy().astype(np.int64, copy=False)
+    labels = table.column(LABEL).to_numpy().astype(np.int64, copy=False)
+    draws = draws_per_positive(plan.per_positive) if plan.ranges.total else 0
+    # every split's pairs: a negative is never an own item
+    interacted = Interacted.of(users, items, plan.ranges) if draws and (labels == 1).any() else None
     for name, uri in plan.uris.items():
         mine = pc.fill_null(pc.equal(table.column(SPLIT), name), False)
         mask = mine.to_numpy(zero_copy_only=False)
@@ -208,10 +213,13 @@ def _write_partition_channels(
             continue
         positive = mask & (labels == 1)
         new_users = new_items = np.zeros(0, np.int64)
-        if draws and plan.ranges.total and positive.any():
-            positions = positions_of(table.filter(pa.array(positive)).column(DRAWS), draws)
+        if interacted is not None and positive.any():
+            pos_users = users[positive]
+            positions = candidate_positions(
+                plan.seed, name, pos_users, items[positive], plan.ranges.total, draws
+            )
             _, new_users, new_items, _ = pick_negatives(
-                users[positive], positions, interacted, plan.ranges, plan.per_positive
+                pos_users, positions, interacted, plan.ranges, plan.per_positive
             )
         rows_u = np.concatenate([users[mask], new_users])
         rows_i = np.concatenate([items[mask], new_items])
@@ -233,9 +241,17 @@ def _write_partition_channels(
         )
 
 
-def write_channels(interactions: DataFrame, plan: ChannelPlan, partitions: int) -> dict[str, ChannelSummary]:
+def write_channels(
+    interactions: DataFrame, plan: ChannelPlan, partitions: int | None
+) -> dict[str, ChannelSummary]:
     """Write one FM channel per split of `interactions` (user_idx, item_idx, label, split): the split's
     rows plus up to `per_positive` sampled negatives for each of its positives (salt = the split name).
+
+    `partitions`: the rows are hash-partitioned by user into that many partitions first. None: the caller
+    promises that each partition of `interactions` already holds all rows of each of its users (e.g. it
+    was partitioned by user_idx for an earlier stage), and its partitions are used as they are, which
+    saves a shuffle; a user split across partitions would break the own-item check. Either way the files
+    are named after the partitions and their bytes depend only on which rows each partition holds.
 
     The channel folders are emptied first, so a channel never mixes shards of two attempts.
     """
@@ -243,11 +259,9 @@ def write_channels(interactions: DataFrame, plan: ChannelPlan, partitions: int) 
         storage.delete_tree(uri)
         if not storage.is_s3(uri):
             storage.local_path(uri).mkdir(parents=True, exist_ok=True)
-    draws = draws_per_positive(plan.per_positive)
-    by_user = interactions.select(USER_IDX, ITEM_IDX, LABEL, SPLIT).repartition(partitions, USER_IDX)
-    if draws and plan.ranges.total:
-        positions = draw_positions(plan.seed, F.col(SPLIT), plan.ranges.total, draws)
-        by_user = by_user.withColumn(DRAWS, F.when(F.col(LABEL) == 1, positions))
+    by_user = interactions.select(USER_IDX, ITEM_IDX, LABEL, SPLIT)
+    if partitions is not None:
+        by_user = by_user.repartition(partitions, USER_IDX)
     shared = interactions.sparkSession.sparkContext.broadcast(plan)
 
     def body(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -7,12 +7,14 @@ and each partition is sampled with numpy:
 
 1. integer weights and their running sums give each item a range [lo, hi) of [0, total); the ranges (one
    row per item, bounded by the catalog) are broadcast to the executors as two sorted arrays;
-2. every positive gets `draws` candidates u = pmod(xxhash64(seed, salt, user, item, j), total), computed
-   by Spark as one array column, so a draw is a pure function of its inputs: the same seed gives the same
-   negatives on any cluster, with any partitioning;
-3. `searchsorted` on the running sums finds the item whose range holds u;
-4. a sorted-array check against the partition's (user, item) keys drops every item the user interacted
-   with (train or test): rows are partitioned by user, so all of a user's pairs are in the same partition;
+2. every positive gets `draws` candidates u = pmod(xxhash64(seed, salt, user, item, j), total), Spark's
+   own hash computed with numpy on the executor (`glue.spark_hash`; `draw_positions` is the same in Spark
+   SQL, the reference the tests hold it to), so a draw is a pure function of its inputs: the same seed
+   gives the same negatives on any cluster, with any partitioning;
+3. a guide table over the running sums finds the item whose range holds u;
+4. a bitmap of the partition's (user, item) pairs (sorted keys when a large catalog makes it too big)
+   drops every item the user interacted with (train or test): rows are partitioned by user, so all of a
+   user's pairs are in the same partition;
 5. the first `per_positive` survivors of each positive (by draw number) are kept.
 
 The result is the one the earlier explode-and-join formulation gave, row for row, at a fraction of the
@@ -30,18 +32,19 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from glue import spark_hash as sh
 from glue.transforms import ITEM_IDX, USER_IDX
 
 WEIGHT_SCALE = 1000.0  # weights are rounded to 1/1000 of a unit, so sums are exact integers
 POSITIVE_ITEM = "positive_item_idx"
 DRAW = "draw"
-DRAWS = "_draws"  # the array column of a positive's candidate positions in [0, total)
 ROLE = "_role"  # sample_negatives: 1 = a positive to sample for, 0 = an interacted pair only
 KEY_BITS = 32  # a (user, item) key is user << 32 | item
+GUIDE_PER_RANGE = 4  # item lookup: guide-table buckets per item range
+DENSE_LIMIT_BYTES = 64 * 2**20  # own-item check: the largest bitmap of local user × item
 
 I64 = npt.NDArray[np.int64]
 
@@ -94,11 +97,23 @@ def collect_ranges(ranges: DataFrame) -> Ranges:
 
 def draw_positions(seed: int, salt: Column, total: int, draws: int) -> Column:
     """The `draws` candidate positions of the positive (user_idx, item_idx) of this row, as an array:
-    pmod(xxhash64(seed, salt, user_idx, item_idx, j), total) for j = 0 … draws - 1 (j an int)."""
+    pmod(xxhash64(seed, salt, user_idx, item_idx, j), total) for j = 0 … draws - 1 (j an int). The
+    definition in Spark SQL: the reference the tests hold `candidate_positions` (what runs) to."""
     return F.transform(
         F.sequence(F.lit(0), F.lit(draws - 1)),
         lambda j: F.pmod(F.xxhash64(F.lit(seed), salt, F.col(USER_IDX), F.col(ITEM_IDX), j), F.lit(total)),
     )
+
+
+def candidate_positions(seed: int, salt: str, users: I64, items: I64, total: int, draws: int) -> I64:
+    """The (positives × draws) candidate positions of the positives (users[k], items[k]): what
+    `draw_positions` gives in Spark, computed with numpy on the executor, so no array column is computed
+    in the JVM and shipped through Arrow. Spark chains the columns (each hashed with the previous hash as
+    seed), so the constant prefix (seed, salt) is hashed once; `F.lit(seed)` is an int when it fits."""
+    first = sh.hash_int([seed]) if -(2**31) <= seed < 2**31 else sh.hash_long([seed])
+    prefix = sh.hash_strings(pa.array([salt], pa.string()), first)
+    per_row = sh.hash_long(items, sh.hash_long(users, prefix))
+    return sh.pmod(sh.hash_int(np.arange(draws, dtype=np.int32), per_row[:, None]), total)
 
 
 def pair_keys(users: I64, items: I64) -> I64:
@@ -110,35 +125,87 @@ def pair_keys(users: I64, items: I64) -> I64:
     return (users << KEY_BITS) | items
 
 
+def _guide(ranges: Ranges) -> tuple[int, npt.NDArray[np.int32]]:
+    """(shift, starts): starts[p >> shift] is the first range that can hold position p. About
+    GUIDE_PER_RANGE buckets per range, so most buckets hold no range end and need no step forward."""
+    shift = max(0, (ranges.total // (GUIDE_PER_RANGE * ranges.hi.size)).bit_length() - 1)
+    bucket_starts = np.arange((ranges.total >> shift) + 1, dtype=np.int64) << shift
+    return shift, np.searchsorted(ranges.hi, bucket_starts, side="right").astype(np.int32)
+
+
+def items_at(ranges: Ranges, positions: I64) -> I64:
+    """The item whose range holds each position in [0, total): `searchsorted(hi, p, side="right")` by a
+    guide table (one gather, then a step forward for the few positions past their bucket's first range),
+    several times cheaper than a binary search per position."""
+    shift, starts = _guide(ranges)
+    flat = positions.ravel()
+    at = starts[flat >> shift].astype(np.int64)
+    behind = np.flatnonzero(ranges.hi[at] <= flat)
+    while behind.size:
+        at[behind] += 1
+        behind = behind[ranges.hi[at[behind]] <= flat[behind]]
+    drawn: I64 = ranges.items[at].reshape(positions.shape)
+    return drawn
+
+
+@dataclass(frozen=True)
+class Interacted:
+    """A partition's (user, item) pairs, for the own-item check. A bitmap of local user × item when it
+    fits in `DENSE_LIMIT_BYTES` (a candidate costs one gather, ~6x cheaper than a binary search); otherwise
+    (a large catalog) the sorted pair keys, searched per candidate."""
+
+    users: I64  # the distinct users, sorted: a user's bitmap row is its index here
+    width: int  # bits per bitmap row, above every item of the pairs and of the ranges
+    bits: npt.NDArray[np.uint8] | None
+    keys: I64  # the sorted pair keys when there is no bitmap (else empty)
+
+    @classmethod
+    def of(cls, users: I64, items: I64, ranges: Ranges, limit: int = DENSE_LIMIT_BYTES) -> Interacted:
+        """The pairs (users[k], items[k]); candidates are drawn from `ranges`."""
+        if users.min(initial=0) < 0 or items.min(initial=0) < 0:
+            raise ValueError("negative user or item index")
+        distinct = np.unique(users)
+        width = int(max(items.max(initial=-1), ranges.items.max(initial=-1))) + 1
+        if distinct.size * width > 8 * limit:
+            return cls(distinct, width, None, np.sort(pair_keys(users, items)))
+        at = np.searchsorted(distinct, users) * width + items
+        bits = np.zeros((distinct.size * width + 7) // 8, dtype=np.uint8)
+        np.bitwise_or.at(bits, at >> 3, np.left_shift(1, at & 7).astype(np.uint8))
+        return cls(distinct, width, bits, np.zeros(0, np.int64))
+
+    def holds(self, users: I64, items: I64) -> npt.NDArray[np.bool_]:
+        """Whether (users[k], items[k, j]) is one of the pairs, for each k and j."""
+        if not self.users.size:
+            return np.zeros(items.shape, dtype=bool)
+        if self.bits is None:
+            keys = pair_keys(np.broadcast_to(users[:, None], items.shape), items)
+            at = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
+            found: npt.NDArray[np.bool_] = self.keys[at] == keys
+            return found
+        row = np.minimum(np.searchsorted(self.users, users), self.users.size - 1)
+        known = (self.users[row] == users)[:, None]  # a user without pairs has no bitmap row
+        at = row[:, None] * self.width + items
+        held: npt.NDArray[np.bool_] = known & ((self.bits[at >> 3] >> (at & 7).astype(np.uint8)) & 1 == 1)
+        return held
+
+
 def pick_negatives(
-    users: I64, positions: I64, interacted: I64, ranges: Ranges, per_positive: int
+    users: I64, positions: I64, interacted: Interacted, ranges: Ranges, per_positive: int
 ) -> tuple[I64, I64, I64, I64]:
     """(row, user, item, draw) of up to `per_positive` negatives per positive.
 
     `users` holds one entry per positive, `positions` its candidate positions (positives × draws),
-    `interacted` the sorted keys (`pair_keys`) of every pair of those users; `row` is the positive's index.
+    `interacted` every pair of those users; `row` is the positive's index.
     """
     n, draws = positions.shape
     empty = np.zeros(0, np.int64)
     if n == 0 or draws == 0 or ranges.hi.size == 0:
         return empty, empty, empty, empty
-    drawn = ranges.items[np.searchsorted(ranges.hi, positions, side="right")]
-    keys = pair_keys(np.broadcast_to(users[:, None], drawn.shape), drawn)
-    if interacted.size:
-        at = np.minimum(np.searchsorted(interacted, keys), interacted.size - 1)
-        fresh = interacted[at] != keys
-    else:
-        fresh = np.ones(keys.shape, dtype=bool)
+    drawn = items_at(ranges, positions)
+    fresh = ~interacted.holds(users, drawn)
     kept = fresh & (np.cumsum(fresh, axis=1) <= per_positive)
     rows, draw = np.nonzero(kept)
     return rows.astype(np.int64), users[rows], drawn[rows, draw], draw.astype(np.int64)
-
-
-def positions_of(column: pa.ChunkedArray | pa.Array, draws: int) -> I64:
-    """A non-null list<long> column of `draws` positions per row as a (rows × draws) array."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    values: I64 = np.asarray(array.flatten().to_numpy(zero_copy_only=False), dtype=np.int64)
-    return values.reshape(len(array), draws)
 
 
 def sample_negatives(
@@ -166,9 +233,7 @@ def sample_negatives(
         interacted.select(USER_IDX, ITEM_IDX, F.lit(0).alias(ROLE))
     )
     partitions = max(1, positives.rdd.getNumPartitions())
-    marked = both.repartition(partitions, USER_IDX).withColumn(
-        DRAWS, F.when(F.col(ROLE) == 1, draw_positions(seed, F.lit(salt), table.total, n_draws))
-    )
+    marked = both.repartition(partitions, USER_IDX)
 
     def body(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         received = list(batches)
@@ -180,13 +245,12 @@ def sample_negatives(
         users = data.column(USER_IDX).to_numpy().astype(np.int64)
         items = data.column(ITEM_IDX).to_numpy().astype(np.int64)
         role = data.column(ROLE).to_numpy() == 1
-        interacted_keys = np.unique(pair_keys(users[~role], items[~role]))
-        wanted = data.filter(pc.equal(data.column(ROLE), 1))
+        ranges: Ranges = shared.value
         rows, user, item, draw = pick_negatives(
             users[role],
-            positions_of(wanted.column(DRAWS), n_draws),
-            interacted_keys,
-            shared.value,
+            candidate_positions(seed, salt, users[role], items[role], ranges.total, n_draws),
+            Interacted.of(users[~role], items[~role], ranges),
+            ranges,
             per_positive,
         )
         yield pa.RecordBatch.from_pydict(

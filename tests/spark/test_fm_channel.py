@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pyspark.sql.functions as F
+import pytest
 
+from glue import fm_channel
 from glue.features import FeatureLayout
-from glue.fm_channel import ChannelPlan, collect_item_categories, write_channels
-from glue.sampling import collect_ranges, item_ranges
+from glue.fm_channel import ChannelPlan, collect_item_categories, content_order, write_channels
+from glue.sampling import Interacted, Ranges, collect_ranges, item_ranges, pick_negatives
 from recsys.recordio import read_sparse_records
 
 N_USERS, N_ITEMS, N_CATEGORIES = 30, 50, 3
@@ -89,3 +91,60 @@ def test_channels_hold_the_split_and_its_negatives(spark, tmp_path) -> None:
         assert _read(tmp_path / "b" / split)[1] == _read(tmp_path / "a" / split)[1]  # the same bytes
     assert sorted(_read(tmp_path / "c" / "train")[0]) != sorted(_read(tmp_path / "a" / "train")[0])
     assert other["train"].positives == summaries["train"].positives
+
+
+def test_grouped_input_is_used_as_partitioned(spark, tmp_path) -> None:
+    interactions = _interactions(spark).cache()
+    shuffled = write_channels(interactions, _plan(spark, interactions, tmp_path / "a"), partitions=3)
+    same = interactions.repartition(3, "user_idx")  # what write_channels would do itself
+    grouped = write_channels(same, _plan(spark, interactions, tmp_path / "b"), partitions=None)
+    other = interactions.repartition(2, "user_idx")
+    regrouped = write_channels(other, _plan(spark, interactions, tmp_path / "c"), partitions=None)
+    assert grouped == shuffled
+    for split in ("train", "test"):
+        assert _read(tmp_path / "b" / split)[1] == _read(tmp_path / "a" / split)[1]  # the same bytes
+        assert sorted(_read(tmp_path / "c" / split)[0]) == sorted(_read(tmp_path / "a" / split)[0])
+        assert regrouped[split].records == shuffled[split].records
+        assert {name.split("-")[1] for name in regrouped[split].files} <= {"00000", "00001"}
+
+
+@pytest.mark.parametrize("limit", [0, 2**20])  # sorted keys; the bitmap
+def test_pick_negatives_skips_own_items_and_keeps_the_first_survivors(limit) -> None:
+    rng = np.random.default_rng(2)
+    ranges = Ranges(items=np.array([0, 2, 3, 5, 8, 9]), hi=np.cumsum([5, 1, 9, 2, 30, 4]))
+    users = rng.integers(3, 40, size=300)
+    items = rng.integers(0, 12, size=300)
+    positives = np.unique(users)[::2]  # some users sample, one has no pair at all
+    positives = np.append(positives, 99)
+    positions = rng.integers(0, ranges.total, size=(positives.size, 10))
+    interacted = Interacted.of(users, items, ranges, limit=limit)
+    assert (interacted.bits is None) == (limit == 0)
+    rows, user, item, draw = pick_negatives(positives, positions, interacted, ranges, 3)
+    own = set(zip(users.tolist(), items.tolist(), strict=True))
+    expected = []
+    for k, u in enumerate(positives.tolist()):
+        drawn = ranges.items[np.searchsorted(ranges.hi, positions[k], side="right")]
+        fresh = [(j, int(i)) for j, i in enumerate(drawn) if (u, int(i)) not in own]
+        expected += [(k, u, i, j) for j, i in fresh[:3]]
+    got = list(zip(rows.tolist(), user.tolist(), item.tolist(), draw.tolist(), strict=True))
+    assert got == expected
+
+
+def test_content_order_is_the_lexsort_order_of_the_rows(monkeypatch) -> None:
+    rng = np.random.default_rng(4)
+    users = rng.integers(0, 20, size=500)
+    items = rng.integers(0, 30, size=500)  # duplicates: equal rows share a hash
+    labels = rng.integers(0, 2, size=500).astype(np.float32)
+
+    def rows(order: np.ndarray) -> list[tuple[int, int, float]]:
+        return list(zip(users[order].tolist(), items[order].tolist(), labels[order].tolist(), strict=True))
+
+    def lexsorted() -> list[tuple[int, int, float]]:
+        key = fm_channel._mix(np.full(users.size, 9, dtype=np.uint64) ^ users.astype(np.uint64))
+        key = fm_channel._mix(key ^ items.astype(np.uint64))
+        key = fm_channel._mix(key ^ labels.astype(np.uint64))
+        return rows(np.lexsort((items, users, key)))
+
+    assert rows(content_order(9, users, items, labels)) == lexsorted()
+    monkeypatch.setattr(fm_channel, "_mix", lambda x: x & np.uint64(3))  # different rows share hashes
+    assert rows(content_order(9, users, items, labels)) == lexsorted()

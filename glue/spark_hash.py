@@ -1,9 +1,12 @@
-"""Spark's `xxhash64` in numpy, vectorised: the pandas baseline numbers ids and draws negatives exactly as
-the Spark job does, so the two runs can be compared row for row, not only in distribution.
+"""Spark's `xxhash64` in numpy, vectorised: the executors draw the FM negatives with it (no hash column
+computed in the JVM and shipped through Arrow), and the pandas baseline numbers ids and draws negatives
+with it, so both produce exactly what Spark SQL's `xxhash64` would.
 
 Spark's `xxhash64(c1, c2, …)` starts from the seed 42 and hashes each non-null column with the previous
 hash as seed (`XXH64.hashInt`, `hashLong`, `hashUnsafeBytes` for strings: the reference XXH64 on the
-value's little-endian bytes or UTF-8 bytes). Results are signed 64-bit, as Spark returns them.
+value's little-endian bytes or UTF-8 bytes). Results are signed 64-bit, as Spark returns them. Values and
+seeds broadcast against each other (numpy rules), so one chained seed per row can hash a whole
+(rows × columns) block of ints at once.
 """
 
 from __future__ import annotations
@@ -23,14 +26,14 @@ U64 = npt.NDArray[np.uint64]
 
 
 def _u64(values: npt.ArrayLike) -> U64:
-    return np.asarray(values).astype(np.int64, copy=False).view(np.uint64)
+    array = np.asarray(values)
+    if array.dtype == np.uint64:
+        return array
+    return array.astype(np.int64, copy=False).view(np.uint64)
 
 
 def _seeds(seed: npt.ArrayLike, n: int) -> U64:
-    array = np.asarray(seed)
-    if array.dtype == np.uint64:
-        return np.broadcast_to(array, (n,)).copy()
-    return np.broadcast_to(_u64(array), (n,)).copy()
+    return np.broadcast_to(_u64(seed), (n,)).copy()
 
 
 def _rotl(x: U64, r: int) -> U64:
@@ -51,22 +54,24 @@ def _fmix(h: U64) -> U64:
 
 
 def hash_int(values: npt.ArrayLike, seed: npt.ArrayLike = SPARK_SEED) -> U64:
-    """`XXH64.hashInt` of 32-bit ints (Spark IntegerType), seed per row or one for all."""
+    """`XXH64.hashInt` of 32-bit ints (Spark IntegerType); `seed` broadcasts against `values`."""
     with np.errstate(over="ignore"):
         words = np.asarray(values).astype(np.int32, copy=False).view(np.uint32).astype(np.uint64)
-        h = _seeds(seed, words.size) + P5 + np.uint64(4)
-        h ^= words * P1
-        h = _rotl(h, 23) * P2 + P3
+        h = (_u64(seed) + (P5 + np.uint64(4))) ^ (words * P1)
+        h = _rotl(h, 23)
+        h *= P2
+        h += P3
         return _fmix(h)
 
 
 def hash_long(values: npt.ArrayLike, seed: npt.ArrayLike = SPARK_SEED) -> U64:
-    """`XXH64.hashLong` of 64-bit ints (Spark LongType)."""
+    """`XXH64.hashLong` of 64-bit ints (Spark LongType); `seed` broadcasts against `values`."""
     with np.errstate(over="ignore"):
         words = _u64(values)
-        h = _seeds(seed, words.size) + P5 + np.uint64(8)
-        h ^= _round(np.zeros_like(words), words)
-        h = _rotl(h, 27) * P1 + P4
+        h = (_u64(seed) + (P5 + np.uint64(8))) ^ _round(np.zeros_like(words), words)
+        h = _rotl(h, 27)
+        h *= P1
+        h += P4
         return _fmix(h)
 
 
@@ -76,7 +81,7 @@ def hash_strings(values: pa.Array | pa.ChunkedArray, seed: npt.ArrayLike = SPARK
     array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     array = array.cast(pa.large_string())
     if array.null_count:
-        raise ValueError("hash_strings: null strings (Spark skips them; the baseline never hashes one)")
+        raise ValueError("hash_strings: null strings (Spark skips them; no caller hashes one)")
     n = len(array)
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int64, count=n + 1, offset=array.offset * 8)
     data = np.frombuffer(array.buffers()[2] or b"", dtype=np.uint8)
@@ -139,5 +144,7 @@ def signed(h: U64) -> npt.NDArray[np.int64]:
 
 
 def pmod(h: U64, n: int | npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Spark's `pmod(xxhash64(…), n)`: the non-negative remainder of the signed hash."""
-    return np.mod(signed(h), n)
+    """Spark's `pmod(xxhash64(…), n)`: the non-negative remainder of the signed hash (n > 0). Spelled with
+    a floor division, which numpy runs ~5x faster than `np.mod` for a scalar divisor."""
+    values = signed(h)
+    return values - (values // n) * n
