@@ -2,10 +2,13 @@
 
 - `settings`: the knobs (split, labels, negative sampling) as one typed object.
 - `readers`: the curated ingest Parquet layout, or canonical / MovieLens CSVs, into normalised DataFrames.
-- `transforms`: cleaning, pair collapse, labels, the temporal split, popularity (pure DataFrame → DataFrame).
+- `transforms`: cleaning, the catalog view, popularity (pure DataFrame → DataFrame).
+- `user_pass`: exact duplicates, the pair collapse, labels and the temporal split, in one Arrow pass per
+  user partition (`sort_keys` sorts its rows).
 - `indexing`: contiguous ids that stay stable across runs; `sampling`: popularity-weighted negatives;
   `features`: FM feature rows and item categories.
-- `outputs`, `fm_channel`, `dsstne_text`, `manifest`, `storage`: what a run writes, and where.
+- `outputs`, `fm_channel`, `dsstne_text` (lines built by `dsstne_arrow`), `manifest`, `storage`: what a
+  run writes, and where; `spark_hash` is Spark's xxhash64 in numpy (negative draws on the executors).
 - `pipeline`: the whole run; `job` (the only `awsglue` import; arguments parsed by `arguments`) and
   `cli` (`recsys preprocess`) call it.
 """

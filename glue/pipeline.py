@@ -40,11 +40,6 @@ from glue.transforms import (
     TEST,
     TRAIN,
     USER_IDX,
-    arrival_plan,
-    block_summaries,
-    collapse_arrivals,
-    collapse_pairs,
-    drop_exact_duplicates,
     drop_incomplete,
     empty_catalog,
     items_with_placeholders,
@@ -52,8 +47,8 @@ from glue.transforms import (
     normalise_catalog,
     normalise_transactions,
     popularity,
-    temporal_split,
 )
+from glue.user_pass import PairRules, interactions_by_user
 from recsys import contracts
 from recsys.csv_contract import CATEGORIES, EVENT_TYPE, ITEM_ID, RATING, TIMESTAMP, TITLE, USER_ID
 
@@ -109,52 +104,28 @@ def _counts(row: Any) -> dict[str, int]:
     return {key: int(value or 0) for key, value in row.asDict().items()}
 
 
-def _clean(inputs: Inputs, settings: PreprocessSettings) -> tuple[DataFrame, dict[str, int]]:
-    """Normalised, complete, de-duplicated transactions collapsed to pairs (persisted), and what it cost."""
-    raw = normalise_transactions(inputs.transactions)
+def _quality(raw: DataFrame) -> dict[str, int]:
+    """Rows, rows missing each required value, rows without a rating (one pass); refuses an input with no
+    complete row (`EmptyInputError`) before anything is written."""
     missing = {c: F.col(c).isNull() for c in (USER_ID, ITEM_ID, TIMESTAMP)}
     incomplete = missing[USER_ID] | missing[ITEM_ID] | missing[TIMESTAMP]
-    # One pass for the quality counts and the arrival numbering (per source and run of lines).
-    summaries = block_summaries(
-        raw,
-        (
+    quality = _counts(
+        raw.agg(
             F.count(F.lit(1)).alias("rows"),
             *(F.sum(m.cast("long")).alias(f"missing_{c}") for c, m in missing.items()),
             F.sum(incomplete.cast("long")).alias("incomplete"),
             F.sum(F.col(RATING).isNull().cast("long")).alias("without_rating"),
-        ),
+        ).first()
     )
-    names = ("rows", *(f"missing_{c}" for c in missing), "incomplete", "without_rating")
-    quality = {name: sum(int(row[name] or 0) for row in summaries) for name in names}
-    plan = arrival_plan(summaries)
-    complete = drop_incomplete(raw)
-    if plan is not None:
-        collapsed = collapse_arrivals(complete, plan, settings.positive_threshold, settings.positive_events)
-    else:
-        # One shuffle for both steps: rows hashed by user already hold every copy of an event and every
-        # event of a pair together, so neither the de-duplication nor the collapse shuffles again (nor the
-        # split's window per user, see `_interactions`).
-        by_pair = complete.repartition(USER_ID)
-        collapsed = collapse_pairs(
-            drop_exact_duplicates(by_pair), settings.positive_threshold, settings.positive_events
-        )
-    with session_conf(collapsed.sparkSession, UNCOMPRESSED_CACHE):  # built by this first action
-        pairs = collapsed.persist()
-        sizes = _counts(pairs.agg(F.count(F.lit(1)).alias("pairs"), F.sum(EVENTS).alias("events")).first())
-    if sizes["pairs"] == 0:
-        pairs.unpersist()
-        if quality["rows"] == 0:
-            raise EmptyInputError("the transactions are empty: no rows to preprocess, nothing was written")
+    if quality["rows"] == 0:
+        raise EmptyInputError("the transactions are empty: no rows to preprocess, nothing was written")
+    if quality["incomplete"] == quality["rows"]:
         raise EmptyInputError(
             f"no usable transactions: all {quality['rows']} rows lack a user id, an item id or a valid "
             f"timestamp (user {quality['missing_user_id']}, item {quality['missing_item_id']}, timestamp "
             f"{quality['missing_timestamp']}); nothing was written"
         )
-    quality["exact_duplicates"] = quality["rows"] - quality["incomplete"] - sizes["events"]
-    quality["events"] = sizes["events"]
-    quality["pairs"] = sizes["pairs"]
-    quality["repeat_events_collapsed"] = sizes["events"] - sizes["pairs"]
-    return pairs, quality
+    return quality
 
 
 def _item_map(items: DataFrame, previous: DataFrame | None) -> DataFrame:
@@ -205,14 +176,23 @@ def run_preprocess(
             "items": check_map(maps.items, ITEM_ID, ITEM_IDX),
         }
 
-    pairs, quality = _clean(inputs, settings)
+    raw = normalise_transactions(inputs.transactions)
+    quality = _quality(raw)
+    events = drop_incomplete(raw)
     clock.lap("clean")
     storage.delete_tree(layout.root)  # leftovers of a failed attempt of this run id
-    user_map, item_map = _maps(pairs, inputs, maps, layout)
+    user_map, item_map = _maps(events, inputs, maps, layout)
     clock.lap("index")
 
-    interactions = _interactions(pairs, user_map, item_map, settings, layout)
-    pairs.unpersist()
+    rows = quality["rows"] - quality["incomplete"]
+    partitions = max(
+        partitions_for(rows * (1 + settings.negatives_per_positive)), spark.sparkContext.defaultParallelism
+    )
+    interactions, sizes = _interactions(events, user_map, item_map, settings, layout, partitions)
+    quality["exact_duplicates"] = rows - sizes["events"]
+    quality["events"] = sizes["events"]
+    quality["pairs"] = sizes["pairs"]
+    quality["repeat_events_collapsed"] = sizes["events"] - sizes["pairs"]
     pop = outputs.write_parquet(popularity(interactions, item_map), layout.path(contracts.RUN_POPULARITY_DIR))
     clock.lap("split")
 
@@ -244,13 +224,14 @@ def run_preprocess(
         per_positive=settings.negatives_per_positive,
         max_bytes=settings.max_file_bytes,
     )
-    partitions = partitions_for(counts["interactions"] * (1 + settings.negatives_per_positive))
-    channels = write_channels(interactions, plan, partitions)
+    channels = write_channels(interactions, plan, None)  # grouped by user already
     counts["fm_train_records"] = channels[TRAIN].records
     counts["fm_test_records"] = channels[TEST].records
     clock.lap("fm")
 
-    lines_in, lines_out = dsstne_lines(interactions, settings.dsstne_target, settings.dsstne_values)
+    lines_in, lines_out = dsstne_lines(
+        interactions, settings.dsstne_target, settings.dsstne_values, grouped=True
+    )
     same = settings.dsstne_target is DsstneTarget.ALL  # the output dataset is the input's lines again
     if same:
         lines_in = lines_in.persist()  # one grouping of the train split for both, in the same row order
@@ -258,6 +239,7 @@ def run_preprocess(
     outputs.write_lines(lines_in if same else lines_out, layout.path(contracts.RUN_DSSTNE_OUTPUT_DIR))
     if same:
         lines_in.unpersist()
+    interactions.unpersist()
     clock.lap("dsstne")
 
     negatives = {}
@@ -287,56 +269,83 @@ def run_preprocess(
 
 
 def _maps(
-    pairs: DataFrame, inputs: Inputs, maps: outputs.PreviousMaps | None, layout: outputs.RunLayout
+    events: DataFrame, inputs: Inputs, maps: outputs.PreviousMaps | None, layout: outputs.RunLayout
 ) -> tuple[DataFrame, DataFrame]:
-    """Write the user and item maps (stable indices; items with their catalog view) and read them back."""
+    """Write the user and item maps (stable indices; items with their catalog view) and read them back.
+    The ids are those of the complete events (the collapsed pairs have the same). Each set of distinct ids
+    is computed once and cached: the numbering and the map's write would each scan the events again."""
+    seen_users = events.select(USER_ID).distinct().persist()
+    seen_items = events.select(ITEM_ID).distinct().persist()
     old_users = maps.users.select(USER_ID, USER_IDX) if maps else None
     user_map = outputs.write_parquet(
-        stable_index(pairs.select(USER_ID), old_users, USER_ID, USER_IDX)
+        stable_index(seen_users, old_users, USER_ID, USER_IDX)
         .select(USER_IDX, USER_ID, IS_NEW)
         .orderBy(USER_IDX),
         layout.path(contracts.RUN_USER_MAP_DIR),
     )
     catalog = latest_catalog(normalise_catalog(inputs.catalog)) if inputs.catalog is not None else None
-    items = items_with_placeholders(catalog if catalog is not None else empty_catalog(pairs), pairs)
+    items = items_with_placeholders(catalog if catalog is not None else empty_catalog(events), seen_items)
     item_map = outputs.write_parquet(
         _item_map(items, maps.items if maps else None).orderBy(ITEM_IDX),
         layout.path(contracts.RUN_ITEM_MAP_DIR),
     )
+    seen_users.unpersist()
+    seen_items.unpersist()
     return user_map, item_map
 
 
+def _by_id(ids: DataFrame, size: int) -> DataFrame:
+    """An id map as the small side of a join: broadcast up to BROADCAST_IDS entries (no shuffle of the
+    events), a plain join beyond."""
+    return F.broadcast(ids) if size <= BROADCAST_IDS else ids
+
+
 def _interactions(
-    pairs: DataFrame,
+    events: DataFrame,
     user_map: DataFrame,
     item_map: DataFrame,
     settings: PreprocessSettings,
     layout: outputs.RunLayout,
-) -> DataFrame:
-    """Index and split the pairs; write them partitioned by split (train/ and test/ are the partitions)."""
-    indexed = pairs.join(user_map.select(USER_ID, USER_IDX), on=USER_ID).join(
-        item_map.select(ITEM_ID, ITEM_IDX), on=ITEM_ID
-    )
+    partitions: int,
+) -> tuple[DataFrame, dict[str, int]]:
+    """Index the events, collapse and split them per user partition (`glue.user_pass`), write them
+    partitioned by split (train/ and test/ are the partitions); (the interactions, cached and grouped by
+    user for the channel and DSSTNE steps; their pair and event counts)."""
+    users = user_map.select(USER_ID, USER_IDX)
+    items = item_map.select(ITEM_ID, ITEM_IDX)
+    n_users, n_items = users.count(), items.count()
+    indexed = events.join(_by_id(users, n_users), on=USER_ID).join(_by_id(items, n_items), on=ITEM_ID)
+    pairs = interactions_by_user(indexed, partitions, PairRules.of(settings))
+    # The names come back by index: a broadcast join keeps each partition's users together, and so does a
+    # plain join on the user index (it hashes by user again); the item map is bounded by the catalog.
+    named = pairs.join(_by_id(users, n_users), on=USER_IDX).join(F.broadcast(items), on=ITEM_IDX)
     columns = (USER_IDX, ITEM_IDX, USER_ID, ITEM_ID, TIMESTAMP, RATING, EVENT_TYPE, EVENTS, LABEL, SPLIT)
-    # The pairs are partitioned by user id (`_clean`) and the map joins keep that, so the window per user
-    # id (the same groups as per user index) sorts within partitions instead of shuffling 20M rows again.
-    split = temporal_split(indexed, settings.test_ratio, settings.min_history, user=USER_ID).select(*columns)
-    uri = layout.path(contracts.RUN_INTERACTIONS_DIR)
-    with session_conf(pairs.sparkSession, UNSORTED_WRITES):
-        split.write.mode("overwrite").partitionBy(SPLIT).parquet(uri)
-    return pairs.sparkSession.read.parquet(uri)
+    with session_conf(events.sparkSession, {**UNCOMPRESSED_CACHE, **BY_USER_PASS}):
+        interactions = named.select(*columns).persist()
+        sizes = _counts(
+            interactions.agg(F.count(F.lit(1)).alias("pairs"), F.sum(EVENTS).alias("events")).first()
+        )
+    # One write per split into its partition folder: a partitioned write of both cost half as much again
+    # (20M rows, 2 cores), and each split is a scan of the cache.
+    for name, folder in ((TRAIN, contracts.RUN_TRAIN_DIR), (TEST, contracts.RUN_TEST_DIR)):
+        rows = interactions.where(F.col(SPLIT) == name).drop(SPLIT)
+        rows.write.mode("overwrite").parquet(layout.path(folder))
+    return interactions, sizes
 
 
-# A partitioned write sorts every task's rows by the partition columns (a planned write adds the sort to the
-# plan); with two partitions (train, test) one open writer each per task is cheaper than sorting 20M rows.
-UNSORTED_WRITES = {
-    "spark.sql.optimizer.plannedWrite.enabled": "false",
-    "spark.sql.maxConcurrentOutputFileWriters": "4",
+BROADCAST_IDS = 2_000_000  # id maps up to this size are broadcast (~100 MB of ids and indices)
+
+BY_USER_PASS = {
+    # fewer, larger Arrow batches: a third less time handing 20M events to Python and back
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "200000",
+    # a skewed partition split for a join would cut a user's interactions in two (the channel writer's
+    # own-item check and the DSSTNE lines need all of them together)
+    "spark.sql.adaptive.skewJoin.enabled": "false",
 }
 
 
-# The pairs are cached without column compression: compressing them cost a third of the collapse (5M rows,
-# 2 cores), and the cache is read a few times, then dropped (it spills to disk where memory is short).
+# The interactions are cached without column compression: compressing them cost a third of building them
+# (5M rows, 2 cores); the cache is read a few times, then dropped (it spills to disk where memory is short).
 UNCOMPRESSED_CACHE = {"spark.sql.inMemoryColumnarStorage.compressed": "false"}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from glue import cli
 from glue.dsstne_text import decode_name
@@ -65,9 +66,13 @@ def test_the_sample_fm_test_channel_reads_back(sample_run) -> None:
     files = sorted((sample_run["run"] / contracts.RUN_FM_TEST_DIR).glob("*.pbr"))
     assert [f.name for f in files] == manifest["fm"]["channels"]["test"]["files"]
     assert all(f.stat().st_size <= 100 * 2**20 for f in files)
-    with files[0].open("rb") as stream:
-        rows, labels, dim = read_sparse_records(stream)
-    assert dim == manifest["feature_dim"]
+    parts = []
+    for path in files:  # one set of shards per Spark partition
+        with path.open("rb") as stream:
+            parts.append(read_sparse_records(stream))
+    assert {dim for _, _, dim in parts} == {manifest["feature_dim"]}
+    rows = sp.vstack([part for part, _, _ in parts]).tocsr()
+    labels = np.concatenate([part_labels for _, part_labels, _ in parts])
     users = rows.indices[rows.indptr[:-1]]
     items = rows.indices[rows.indptr[:-1] + 1]
     assert users.max() < 610

@@ -21,24 +21,14 @@ from glue.indexing import IndexMapError, check_map, stable_index
 from glue.sampling import item_ranges, sample_negatives
 from glue.transforms import (
     PLACEHOLDER_TITLE,
-    arrival_plan,
-    block_summaries,
-    collapse_arrivals,
-    collapse_pairs,
-    drop_exact_duplicates,
     drop_incomplete,
     items_with_placeholders,
     latest_catalog,
     normalise_catalog,
     normalise_transactions,
     popularity,
-    temporal_split,
 )
-from recsys.interactions import Interactions
-from recsys.splits import temporal_split as numpy_temporal_split
 from tests.spark.helpers import CAT_SCHEMA, TX_SCHEMA, catalog, tx
-
-EVENTS = ("purchase", "view")
 
 
 def test_normalise_types_and_drop_rows_missing_a_required_value(spark) -> None:
@@ -83,32 +73,6 @@ def test_numeric_parquet_columns_are_kept(spark) -> None:
     assert (clean.timestamp, clean.rating, clean.event_type) == (1_000_000, 3.0, "purchase")
 
 
-def test_exact_duplicates_go_whatever_file_they_came_from(spark) -> None:
-    rows = [("u", "i", 10, 4.0), ("u", "i", 10, 4.0), ("u", "i", 10, 5.0), ("u", "i", 11, 4.0)]
-    df = normalise_transactions(tx(spark, rows)).withColumn("source_key", F.monotonically_increasing_id())
-    assert drop_exact_duplicates(df).count() == 3
-
-
-def test_collapse_keeps_the_latest_rating_and_labels_each_pair(spark) -> None:
-    rows = [
-        ("u", "a", 10, 5.0),  # rated 5, later 2: the later rating wins
-        ("u", "a", 20, 2.0),
-        ("u", "b", 10, 4.0),  # rated, then viewed without a rating: the rating stays
-        ("u", "b", 30, None, "view"),
-        ("u", "c", 10, None, "purchase"),
-        ("u", "d", 10, None, "click"),  # an event outside the positive list, no rating
-        ("u", "e", 10, None),  # no type, no rating: an implicit positive
-        ("u", "f", 10, 3.0),
-        ("u", "f", 10, 4.0),  # same second: the row that arrived later wins
-    ]
-    pairs = collapse_pairs(normalise_transactions(tx(spark, rows)), 4.0, EVENTS)
-    got = {r.item_id: r for r in pairs.collect()}
-    assert (got["a"].rating, got["a"].timestamp, got["a"].label, got["a"].events) == (2.0, 20, 0, 2)
-    assert (got["b"].rating, got["b"].timestamp, got["b"].event_type, got["b"].label) == (4.0, 30, "view", 1)
-    assert (got["c"].label, got["d"].label, got["e"].label) == (1, 0, 1)
-    assert (got["f"].rating, got["f"].label) == (4.0, 1)
-
-
 def test_latest_catalog_row_wins_and_unknown_items_get_a_placeholder(spark) -> None:
     rows = [
         ("i1", "Old", "A", "{}", "2024-01-01", "catalog/a.csv", 2),
@@ -117,10 +81,8 @@ def test_latest_catalog_row_wins_and_unknown_items_get_a_placeholder(spark) -> N
         (None, "no id", "A", "{}", "2024-01-01", "catalog/a.csv", 4),
     ]
     cat = latest_catalog(normalise_catalog(spark.createDataFrame(rows, CAT_SCHEMA)))
-    pairs = collapse_pairs(
-        normalise_transactions(tx(spark, [("u", "i1", 1, 5.0), ("u", "zz", 2, 5.0)])), 4.0, EVENTS
-    )
-    items = {r.item_id: r for r in items_with_placeholders(cat, pairs).collect()}
+    events = normalise_transactions(tx(spark, [("u", "i1", 1, 5.0), ("u", "zz", 2, 5.0)]))
+    items = {r.item_id: r for r in items_with_placeholders(cat, events).collect()}
     assert set(items) == {"i1", "i2", "zz"}
     assert (items["i1"].title, items["i1"].categories, items["i1"].in_catalog) == ("New", "A|B", True)
     assert (items["i2"].title, items["i2"].in_catalog) == ("", True)  # in the catalog, without a title
@@ -187,42 +149,7 @@ def test_a_broken_previous_map_is_refused(spark, rows, message) -> None:
         check_map(spark.createDataFrame(rows, "id string, idx long"), "id", "idx")
 
 
-# -------------------------------------------------------------------------------------------- split
-
-
-def _indexed(spark, counts: dict[int, int]):
-    rows = [(u, i, 1000 + i, 1) for u, n in counts.items() for i in range(n)]
-    return spark.createDataFrame(rows, "user_idx long, item_idx long, timestamp long, label int")
-
-
-def test_split_holds_out_the_newest_fifth_and_keeps_short_histories_in_train(spark) -> None:
-    split = temporal_split(_indexed(spark, {0: 10, 1: 1, 2: 2, 3: 3, 4: 5}), 0.2)
-    test = {(r.user_idx, r.item_idx) for r in split.where("split = 'test'").collect()}
-    assert test == {(0, 8), (0, 9), (3, 2), (4, 4)}  # newest of each; users 1 and 2 stay in train
-    stricter = temporal_split(_indexed(spark, {0: 10, 3: 3}), 0.2, min_history=4)
-    assert {r.user_idx for r in stricter.where("split = 'test'").collect()} == {0}
-
-
-def test_split_agrees_with_recsys_temporal_split(spark) -> None:
-    rng = np.random.default_rng(7)
-    n = 3000
-    users = rng.integers(0, 60, n)
-    items = rng.integers(0, 400, n)
-    keys = np.unique(np.stack([users, items], axis=1), axis=0)  # one row per pair, as after the collapse
-    times = rng.integers(0, 50, len(keys))  # many ties: the item index breaks them
-    data = Interactions(
-        user=keys[:, 0].astype(np.int32),
-        item=keys[:, 1].astype(np.int32),
-        timestamp=times.astype(np.int64),
-        rating=np.full(len(keys), np.nan, dtype=np.float32),
-        user_ids=np.array([str(u) for u in range(60)], dtype=object),
-        item_ids=np.array([str(i) for i in range(400)], dtype=object),
-    )
-    _, expected = numpy_temporal_split(data, 0.2)
-    rows = [(int(u), int(i), int(t)) for (u, i), t in zip(keys, times, strict=True)]
-    df = spark.createDataFrame(rows, "user_idx long, item_idx long, timestamp long")
-    got = {(r.user_idx, r.item_idx) for r in temporal_split(df, 0.2).where("split = 'test'").collect()}
-    assert got == set(zip(expected.user.tolist(), expected.item.tolist(), strict=True))
+# ---------------------------------------------------------------------------------------- popularity
 
 
 def test_popularity_counts_every_item(spark) -> None:
@@ -373,76 +300,3 @@ def test_dsstne_lines_escape_ids_and_can_keep_values(spark) -> None:
     assert decode_name("a%2Cb%3Ac%09d") == "a,b:c\td"
     assert decode_name("p%25q%2B") == "p%q+"
     assert decode_name("x+y") == "x y"
-
-
-def _arrival_rows(spark):
-    """Events of a few pairs from three sources on two ingest dates, with ties on time, exact duplicates
-    (also across sources), a null line, and event types without ratings."""
-    rows = [
-        # user, item, time, rating, event type, ingest date, source key, line
-        ("u", "a", 10, 5.0, None, "2024-01-01", "t/1.csv", 2),
-        ("u", "a", 20, 2.0, None, "2024-01-01", "t/1.csv", 3),
-        ("u", "f", 10, 3.0, None, "2024-01-01", "t/1.csv", 4),
-        ("u", "f", 10, 4.0, None, "2024-01-01", "t/1.csv", 5),
-        ("u", "f", 10, 3.0, None, "2024-01-01", "t/0.csv", 9),  # an exact duplicate from another file
-        ("u", "k", 10, 3.0, None, "2024-01-01", "t/1.csv", 8),
-        ("u", "k", 10, 4.0, None, "2024-01-01", "t/1.csv", 9),
-        ("u", "k", 10, 3.0, None, "2024-01-01", "t/2.csv", 9),  # a copy arriving last: the first counts
-        ("u", "g", 10, None, "View", "2024-01-02", "t/0.csv", 2),  # a later date beats a larger key
-        ("u", "g", 10, None, "click", "2024-01-01", "t/2.csv", 7),
-        ("u", "h", 10, 1.0, None, "2024-01-01", "t/2.csv", None),  # a null line arrives first
-        ("u", "h", 10, 5.0, None, "2024-01-01", "t/2.csv", 3),
-        ("v", "a", 5, None, None, "2024-01-01", "t/1.csv", 6),
-        ("v", "a", 5, None, None, "2024-01-01", "t/1.csv", 7),
-        ("v", "b", 7, None, "purchase", "2024-01-02", "t/0.csv", 3),
-        (None, "b", 7, 4.0, None, "2024-01-02", "t/0.csv", 4),
-    ]
-    return spark.createDataFrame(rows, TX_SCHEMA)
-
-
-def test_collapse_on_arrival_keys_matches_the_struct_collapse(spark) -> None:
-    raw = normalise_transactions(_arrival_rows(spark))
-    plan = arrival_plan(block_summaries(raw))
-    assert plan is not None
-    assert plan.events == ("click", "purchase", "view")
-    complete = drop_incomplete(raw)
-    fast = collapse_arrivals(complete, plan, 4.0, EVENTS)
-    slow = collapse_pairs(drop_exact_duplicates(complete), 4.0, EVENTS)
-    assert fast.columns == slow.columns
-    got = {(r.user_id, r.item_id): r for r in fast.collect()}
-    # Which copy of an exact duplicate the struct collapse keeps is up to Spark; (u, k) depends on it.
-    expected = {(r.user_id, r.item_id): r for r in slow.collect()}
-    assert got.keys() == expected.keys()
-    assert {k: v for k, v in got.items() if k != ("u", "k")} == {
-        k: v for k, v in expected.items() if k != ("u", "k")
-    }
-    assert (got["u", "k"].rating, got["u", "k"].events) == (4.0, 2)
-    assert (got["u", "f"].rating, got["u", "f"].events) == (4.0, 2)
-    assert (got["u", "g"].event_type, got["u", "g"].label) == ("view", 1)
-    assert got["u", "h"].rating == 5.0
-    assert (got["v", "a"].events, got["v", "a"].event_type, got["v", "a"].label) == (1, None, 1)
-
-
-def test_arrival_keys_fall_back_when_they_do_not_fit(spark) -> None:
-    raw = normalise_transactions(_arrival_rows(spark))
-    far = raw.withColumn("line", F.when(F.col("item_id") == "a", F.lit(2**31 + 5)).otherwise(F.col("line")))
-    assert arrival_plan(block_summaries(far)) is None
-    many = raw.withColumn("event_type", F.concat(F.lit("e"), F.monotonically_increasing_id().cast("string")))
-    assert arrival_plan(block_summaries(many.unionByName(many).unionByName(many))) is not None  # 39 < 256
-    assert (
-        arrival_plan(
-            block_summaries(
-                spark.range(300).selectExpr(
-                    "cast(id as string) as user_id",
-                    "'i' as item_id",
-                    "10L as timestamp",
-                    "cast(null as double) as rating",
-                    "concat('e', id) as event_type",
-                    "'d' as ingest_date",
-                    "'k' as source_key",
-                    "id as line",
-                )
-            )
-        )
-        is None
-    )
