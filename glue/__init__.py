@@ -4,7 +4,7 @@
 - `readers`: the curated ingest Parquet layout, or canonical / MovieLens CSVs, into normalised DataFrames.
 - `transforms`: cleaning, the catalog view, popularity (pure DataFrame → DataFrame).
 - `user_pass`: exact duplicates, the pair collapse, labels and the temporal split, in one Arrow pass per
-  user partition (`sort_keys` sorts its rows).
+  user partition (`sort_keys` sorts its rows; `arrow_partition` hands a partition over as one table).
 - `indexing`: contiguous ids that stay stable across runs; `sampling`: popularity-weighted negatives;
   `features`: FM feature rows and item categories.
 - `outputs`, `fm_channel`, `dsstne_text` (lines built by `dsstne_arrow`), `manifest`, `storage`: what a

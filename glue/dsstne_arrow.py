@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from glue.arrow_partition import partition_table
 from glue.transforms import ITEM_IDX, LABEL, USER_IDX
 from recsys.csv_contract import ITEM_ID, RATING, TIMESTAMP, USER_ID
 
@@ -102,11 +103,8 @@ def partition_lines(
     batches: Iterable[pa.RecordBatch], values: bool, positives_only: bool
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow body: the lines of this partition's users (it holds every row of each of them)."""
-    received = list(batches)
-    if not received:  # an empty partition may send no batch at all
-        return
-    rows = pa.Table.from_batches(received)
-    if rows.num_rows:
+    rows = partition_table(batches)
+    if rows is not None:
         yield pa.RecordBatch.from_arrays([user_lines(rows, values, positives_only)], [LINE])
 
 

@@ -34,6 +34,7 @@ from pyspark import TaskContext
 from pyspark.sql import DataFrame
 
 from glue import storage
+from glue.arrow_partition import partition_table
 from glue.features import CATEGORY_IDXS, FeatureLayout
 from glue.sampling import I64, Interacted, Ranges, candidate_positions, draws_per_positive, pick_negatives
 from glue.transforms import ITEM_IDX, LABEL, SPLIT, USER_IDX
@@ -191,11 +192,8 @@ def _write_partition_channels(
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow body: this partition's rows of each split plus their negatives, encoded and written;
     one summary row per split with rows here."""
-    received = list(batches)
-    if not received:  # an empty partition may send no batch at all
-        return
-    table = pa.Table.from_batches(received)
-    if table.num_rows == 0:
+    table = partition_table(batches)
+    if table is None:
         return
     context = TaskContext.get()
     partition = context.partitionId() if context is not None else 0

@@ -36,6 +36,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from glue import spark_hash as sh
+from glue.arrow_partition import partition_table
 from glue.transforms import ITEM_IDX, USER_IDX
 
 WEIGHT_SCALE = 1000.0  # weights are rounded to 1/1000 of a unit, so sums are exact integers
@@ -236,11 +237,8 @@ def sample_negatives(
     marked = both.repartition(partitions, USER_IDX)
 
     def body(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        received = list(batches)
-        if not received:  # an empty partition may send no batch at all
-            return
-        data = pa.Table.from_batches(received)
-        if data.num_rows == 0:
+        data = partition_table(batches)
+        if data is None:
             return
         users = data.column(USER_IDX).to_numpy().astype(np.int64)
         items = data.column(ITEM_IDX).to_numpy().astype(np.int64)

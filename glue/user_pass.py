@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 
+from glue.arrow_partition import partition_table
 from glue.readers import DATE_PARTITION, LINE, SOURCE_KEY
 from glue.settings import PreprocessSettings
 from glue.sort_keys import sort_order
@@ -217,13 +218,9 @@ def _split(pairs: dict[str, npt.NDArray[Any]], names: pa.Array, rules: PairRules
 
 def _partition(batches: Iterable[pa.RecordBatch], rules: PairRules) -> Iterator[pa.RecordBatch]:
     """mapInArrow body: one partition's events in, its interactions out."""
-    received = list(batches)
-    if not received:  # an empty partition may send no batch at all
-        return
-    table = pa.Table.from_batches(received)
-    if table.num_rows == 0:
-        return
-    yield from collapse_and_split(table, rules).to_batches(max_chunksize=OUTPUT_ROWS)
+    table = partition_table(batches)
+    if table is not None:
+        yield from collapse_and_split(table, rules).to_batches(max_chunksize=OUTPUT_ROWS)
 
 
 def interactions_by_user(events: DataFrame, partitions: int, rules: PairRules) -> DataFrame:
