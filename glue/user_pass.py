@@ -77,6 +77,7 @@ class PairRules:
 
     @classmethod
     def of(cls, settings: PreprocessSettings) -> PairRules:
+        """The rules of a run's settings (plain values: they travel to the executors with the pass)."""
         return cls(
             float(settings.positive_threshold),
             tuple(settings.positive_events),
@@ -139,13 +140,8 @@ def collapse_and_split(events: pa.Table, rules: PairRules) -> pa.Table:
     user = _ints(events.column(USER_IDX), -1)
     item = _ints(events.column(ITEM_IDX), -1)
     time = _ints(events.column(TIMESTAMP), 0)
-    rating = (
-        np.asarray(
-            pc.fill_null(events.column(RATING).cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False),
-            dtype=np.float64,
-        )
-        + 0.0
-    )  # -0.0 becomes 0.0
+    ratings = pc.fill_null(events.column(RATING).cast(pa.float64()), np.nan)
+    rating = np.asarray(ratings.to_numpy(zero_copy_only=False), dtype=np.float64) + 0.0  # -0.0 becomes 0.0
     event, event_names = _codes(events.column(EVENT_TYPE))
     line = _ints(events.column(LINE), np.iinfo(np.int64).min)
     date, source = _string_rank(events.column(DATE_PARTITION)), _string_rank(events.column(SOURCE_KEY))
@@ -167,10 +163,8 @@ def collapse_and_split(events: pa.Table, rules: PairRules) -> pa.Table:
     position = np.arange(user.size, dtype=np.int64)
     last_rated = np.maximum.reduceat(np.where(rated, position, -1), starts)
     pair_rating = np.where(last_rated >= 0, rating[np.maximum(last_rated, 0)], np.nan)
-    names = event_names.to_pylist()
-    positive_event = (event < 0) | np.isin(
-        event, [k for k, e in enumerate(names) if e in rules.positive_events]
-    )
+    positive_codes = [k for k, name in enumerate(event_names.to_pylist()) if name in rules.positive_events]
+    positive_event = (event < 0) | np.isin(event, positive_codes)
     # 1 when an unrated event of the pair is positive, 0 when none is, -1 when every event is rated
     event_positive = np.maximum.reduceat(np.where(rated, -1, positive_event.astype(np.int64)), starts)
     label = np.where(last_rated >= 0, pair_rating >= rules.positive_threshold, event_positive > 0)
