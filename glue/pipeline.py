@@ -27,7 +27,7 @@ from glue.features import (
 from glue.fm_channel import ChannelPlan, collect_item_categories, partitions_for, write_channels
 from glue.indexing import IS_NEW, check_map, stable_index
 from glue.manifest import build_manifest
-from glue.readers import ATTRIBUTES, DATE_PARTITION, SOURCE_KEY, InputError, Inputs
+from glue.readers import ATTRIBUTES, InputError, Inputs
 from glue.sampling import collect_ranges, item_ranges
 from glue.settings import DsstneTarget, PreprocessSettings
 from glue.spark_conf import session_conf
@@ -48,7 +48,7 @@ from glue.transforms import (
     normalise_transactions,
     popularity,
 )
-from glue.user_pass import PairRules, Source, interactions_by_user, with_source_rank
+from glue.user_pass import PairRules, interactions_by_user
 from recsys import contracts
 from recsys.csv_contract import CATEGORIES, EVENT_TYPE, ITEM_ID, RATING, TIMESTAMP, TITLE, USER_ID
 
@@ -104,24 +104,19 @@ def _counts(row: Any) -> dict[str, int]:
     return {key: int(value or 0) for key, value in row.asDict().items()}
 
 
-def _quality(raw: DataFrame) -> tuple[dict[str, int], list[Source]]:
-    """Rows, rows missing each required value, rows without a rating, and the uploads' (ingest date, source
-    key) pairs, in one pass (grouped by upload: few groups); refuses an input with no complete row
-    (`EmptyInputError`) before anything is written."""
+def _quality(raw: DataFrame) -> dict[str, int]:
+    """Rows, rows missing each required value, rows without a rating (one pass); refuses an input with no
+    complete row (`EmptyInputError`) before anything is written."""
     missing = {c: F.col(c).isNull() for c in (USER_ID, ITEM_ID, TIMESTAMP)}
     incomplete = missing[USER_ID] | missing[ITEM_ID] | missing[TIMESTAMP]
-    per_source = (
-        raw.groupBy(DATE_PARTITION, SOURCE_KEY)
-        .agg(
+    quality = _counts(
+        raw.agg(
             F.count(F.lit(1)).alias("rows"),
             *(F.sum(m.cast("long")).alias(f"missing_{c}") for c, m in missing.items()),
             F.sum(incomplete.cast("long")).alias("incomplete"),
             F.sum(F.col(RATING).isNull().cast("long")).alias("without_rating"),
-        )
-        .collect()
+        ).first()
     )
-    names = ("rows", *(f"missing_{c}" for c in missing), "incomplete", "without_rating")
-    quality = {name: sum(int(row[name] or 0) for row in per_source) for name in names}
     if quality["rows"] == 0:
         raise EmptyInputError("the transactions are empty: no rows to preprocess, nothing was written")
     if quality["incomplete"] == quality["rows"]:
@@ -130,7 +125,7 @@ def _quality(raw: DataFrame) -> tuple[dict[str, int], list[Source]]:
             f"timestamp (user {quality['missing_user_id']}, item {quality['missing_item_id']}, timestamp "
             f"{quality['missing_timestamp']}); nothing was written"
         )
-    return quality, [(row[DATE_PARTITION], row[SOURCE_KEY]) for row in per_source]
+    return quality
 
 
 def _item_map(items: DataFrame, previous: DataFrame | None) -> DataFrame:
@@ -182,7 +177,7 @@ def run_preprocess(
         }
 
     raw = normalise_transactions(inputs.transactions)
-    quality, sources = _quality(raw)
+    quality = _quality(raw)
     events = drop_incomplete(raw)
     clock.lap("clean")
     storage.delete_tree(layout.root)  # leftovers of a failed attempt of this run id
@@ -193,8 +188,7 @@ def run_preprocess(
     partitions = max(
         partitions_for(rows * (1 + settings.negatives_per_positive)), spark.sparkContext.defaultParallelism
     )
-    ranked = with_source_rank(events, sources)
-    interactions, sizes = _interactions(ranked, user_map, item_map, settings, layout, partitions)
+    interactions, sizes = _interactions(events, user_map, item_map, settings, layout, partitions)
     quality["exact_duplicates"] = rows - sizes["events"]
     quality["events"] = sizes["events"]
     quality["pairs"] = sizes["pairs"]
@@ -314,10 +308,9 @@ def _interactions(
     layout: outputs.RunLayout,
     partitions: int,
 ) -> tuple[DataFrame, dict[str, int]]:
-    """Index the events (ranked by `with_source_rank`), collapse and split them per user partition
-    (`glue.user_pass`), write them partitioned by split (train/ and test/ are the partitions); (the
-    interactions, cached and grouped by user for the channel and DSSTNE steps; their pair and event
-    counts)."""
+    """Index the events, collapse and split them per user partition (`glue.user_pass`), write them
+    partitioned by split (train/ and test/ are the partitions); (the interactions, cached and grouped by
+    user for the channel and DSSTNE steps; their pair and event counts)."""
     users = user_map.select(USER_ID, USER_IDX)
     items = item_map.select(ITEM_ID, ITEM_IDX)
     n_users, n_items = users.count(), items.count()

@@ -14,8 +14,7 @@ The rules, which `recsys.splits.temporal_split` and the pandas baseline follow t
 - exact duplicates (same user, item, time, rating, event type) count once, whatever file or line they
   came from; the copy that arrived first is kept;
 - arrival order is (ingest date, source key, line), nulls first; the latest event of a pair is the one
-  with the largest (time, arrival); the (date, key) of the uploads, few, are ranked on the driver
-  (`with_source_rank`), so the pass sorts one long and the line;
+  with the largest (time, arrival);
 - a pair's rating is that of its latest rated event; its label is rating >= `positive_threshold` when it
   has one, else 1 iff one of its events has no type or a type in `positive_events`;
 - a user with n pairs gives round-half-up(n * test_ratio) of the newest to test (ties on time: the larger
@@ -34,7 +33,6 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from glue.arrow_partition import partition_table
 from glue.readers import DATE_PARTITION, LINE, SOURCE_KEY
@@ -46,8 +44,7 @@ from recsys.csv_contract import EVENT_TYPE, RATING, TIMESTAMP
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
-SOURCE_RANK = "_source"  # a source's place in arrival order (`with_source_rank`)
-EVENT_COLUMNS = (USER_IDX, ITEM_IDX, TIMESTAMP, RATING, EVENT_TYPE, SOURCE_RANK, LINE)
+EVENT_COLUMNS = (USER_IDX, ITEM_IDX, TIMESTAMP, RATING, EVENT_TYPE, DATE_PARTITION, SOURCE_KEY, LINE)
 PAIR_SCHEMA = (
     f"{USER_IDX} long, {ITEM_IDX} long, {TIMESTAMP} long, {RATING} double, {EVENT_TYPE} string, "
     f"{EVENTS} long, {LABEL} int, {SPLIT} string"
@@ -100,6 +97,14 @@ def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[I64, pa.Array]:
     return _ints(coded.indices, -1), coded.dictionary
 
 
+def _string_rank(column: pa.ChunkedArray | pa.Array) -> I64:
+    """Rank of each value in byte order (Spark's string order), equal values equal, nulls lowest."""
+    codes, values = _codes(column)
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[np.asarray(pc.sort_indices(values).to_numpy(), dtype=np.int64)] = np.arange(len(values))
+    return np.where(codes < 0, -1, rank[np.maximum(codes, 0)]) if len(values) else codes
+
+
 def _rating_keys(rating: F64) -> I64:
     """Integers equal iff the ratings are (nulls equal; -0.0 was made 0.0, as Spark groups doubles)."""
     return np.where(np.isnan(rating), _NULL_RATING, rating.view(np.int64))
@@ -139,10 +144,10 @@ def collapse_and_split(events: pa.Table, rules: PairRules) -> pa.Table:
     rating = np.asarray(ratings.to_numpy(zero_copy_only=False), dtype=np.float64) + 0.0  # -0.0 becomes 0.0
     event, event_names = _codes(events.column(EVENT_TYPE))
     line = _ints(events.column(LINE), np.iinfo(np.int64).min)
-    source = _ints(events.column(SOURCE_RANK), -1)
+    date, source = _string_rank(events.column(DATE_PARTITION)), _string_rank(events.column(SOURCE_KEY))
 
     # Rows by (user, item, time, arrival): a pair's events are adjacent, its latest last.
-    arrival = sort_order(source, line)
+    arrival = sort_order(date, source, line)
     order = arrival[sort_order(user[arrival], item[arrival], time[arrival])]
     user, item, time, rating, event = user[order], item[order], time[order], rating[order], event[order]
     pair_start = np.r_[True, (user[1:] != user[:-1]) | (item[1:] != item[:-1])]
@@ -212,36 +217,10 @@ def _partition(batches: Iterable[pa.RecordBatch], rules: PairRules) -> Iterator[
         yield from collapse_and_split(table, rules).to_batches(max_chunksize=OUTPUT_ROWS)
 
 
-Source = tuple[str | None, str | None]  # (ingest date, source key) of an upload
-
-
-def source_ranks(sources: Iterable[Source]) -> list[tuple[str | None, str | None, int]]:
-    """Each distinct (ingest date, source key) with its place in arrival order: by date, then key, nulls
-    first, strings in code-point order (UTF-8 byte order, as Spark compares them)."""
-
-    def order(source: Source) -> tuple[tuple[bool, str], ...]:
-        return tuple((value is not None, value or "") for value in source)
-
-    return [(date, key, rank) for rank, (date, key) in enumerate(sorted(set(sources), key=order))]
-
-
-def with_source_rank(events: DataFrame, sources: Iterable[Source]) -> DataFrame:
-    """`events` with SOURCE_RANK in place of their ingest date and source key: one long per row instead of
-    two strings through the shuffle and into Python. `sources` holds every (date, key) of the events
-    (uploads: few); a broadcast join adds the rank."""
-    ranks = events.sparkSession.createDataFrame(
-        source_ranks(sources), f"{DATE_PARTITION} string, {SOURCE_KEY} string, {SOURCE_RANK} long"
-    )
-    on = [events[c].eqNullSafe(ranks[c]) for c in (DATE_PARTITION, SOURCE_KEY)]
-    kept = [events[c] for c in events.columns if c not in (DATE_PARTITION, SOURCE_KEY)]
-    return events.join(F.broadcast(ranks), on=on, how="inner").select(*kept, ranks[SOURCE_RANK])
-
-
 def interactions_by_user(events: DataFrame, partitions: int, rules: PairRules) -> DataFrame:
-    """Interactions (PAIR_SCHEMA) of complete, indexed, ranked `events` (EVENT_COLUMNS; `with_source_rank`
-    ranks them): one shuffle by user index into `partitions`, then `collapse_and_split` per partition.
-    Every partition of the result holds all interactions of each of its users, sorted by user, time and
-    item (later steps rely on the grouping)."""
+    """Interactions (PAIR_SCHEMA) of complete, indexed `events` (EVENT_COLUMNS): one shuffle by user index
+    into `partitions`, then `collapse_and_split` per partition. Every partition of the result holds all
+    interactions of each of its users, sorted by user, time and item (later steps rely on the grouping)."""
     by_user = events.select(*EVENT_COLUMNS).repartition(partitions, USER_IDX)
 
     def body(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -12,14 +12,7 @@ import pyarrow as pa
 from pyspark.sql import functions as F
 
 from glue.transforms import drop_incomplete, normalise_transactions
-from glue.user_pass import (
-    OUTPUT_SCHEMA,
-    PairRules,
-    collapse_and_split,
-    interactions_by_user,
-    source_ranks,
-    with_source_rank,
-)
+from glue.user_pass import EVENT_COLUMNS, OUTPUT_SCHEMA, PairRules, collapse_and_split, interactions_by_user
 from recsys.interactions import Interactions
 from recsys.splits import temporal_split as numpy_temporal_split
 from tests.spark.helpers import TX_SCHEMA, tx
@@ -36,9 +29,7 @@ def _indexed(df: Any) -> Any:
     spark = df.sparkSession
     user_map = spark.createDataFrame(list(enumerate(users)), "user_idx long, user_id string")
     item_map = spark.createDataFrame(list(enumerate(items)), "item_idx long, item_id string")
-    sources = [(r.ingest_date, r.source_key) for r in events.select("ingest_date", "source_key").collect()]
-    indexed = events.join(user_map, "user_id").join(item_map, "item_id")
-    return with_source_rank(indexed, sources), users, items
+    return events.join(user_map, "user_id").join(item_map, "item_id"), users, items
 
 
 def _pairs(df: Any, rules: PairRules = RULES, partitions: int = 3) -> dict[tuple[str, str], Any]:
@@ -122,7 +113,8 @@ def _event_table(users: list[int], items: list[int], times: list[int]) -> pa.Tab
             "timestamp": pa.array(times, pa.int64()),
             "rating": pa.nulls(n, pa.float64()),
             "event_type": pa.nulls(n, pa.string()),
-            "_source": pa.array([0] * n, pa.int64()),
+            "ingest_date": pa.array(["2024-01-01"] * n, pa.string()),
+            "source_key": pa.array(["t.csv"] * n, pa.string()),
             "line": pa.array(range(n), pa.int64()),
         }
     )
@@ -225,29 +217,10 @@ def test_random_events_follow_the_rules_on_any_partitioning(spark) -> None:
         "user_idx long, item_idx long, timestamp long, rating double, event_type string, "
         "ingest_date string, source_key string, line long"
     )
-    events = with_source_rank(spark.createDataFrame(rows, schema), [row[5:7] for row in rows])
+    events = spark.createDataFrame(rows, schema).select(*EVENT_COLUMNS)
     for partitions in (1, 4):
         got = {
             (r.user_idx, r.item_idx): (r.timestamp, r.rating, r.event_type, r.events, r.label, r.split)
             for r in interactions_by_user(events, partitions, RULES).collect()
         }
         assert got == expected
-
-
-def test_sources_rank_by_date_then_key_nulls_first() -> None:
-    sources = [
-        ("2024-01-02", "a"),
-        (None, "z"),
-        ("2024-01-01", "é"),
-        ("2024-01-01", "z"),
-        ("2024-01-01", None),
-    ]
-    ranked = source_ranks(sources + sources[:2])  # repeats count once
-    assert [(date, key) for date, key, _ in ranked] == [
-        (None, "z"),
-        ("2024-01-01", None),
-        ("2024-01-01", "z"),
-        ("2024-01-01", "é"),  # code-point (UTF-8 byte) order: é after z
-        ("2024-01-02", "a"),
-    ]
-    assert [rank for _, _, rank in ranked] == [0, 1, 2, 3, 4]
