@@ -234,7 +234,7 @@ def run_preprocess(
     )
     same = settings.dsstne_target is DsstneTarget.ALL  # the output dataset is the input's lines again
     if same:
-        lines_in = lines_in.persist()  # one grouping of the train split for both, in the same row order
+        lines_in = lines_in.persist()  # built once in Python, written twice in the same row order
     outputs.write_lines(lines_in, layout.path(contracts.RUN_DSSTNE_INPUT_DIR))
     outputs.write_lines(lines_in if same else lines_out, layout.path(contracts.RUN_DSSTNE_OUTPUT_DIR))
     if same:
