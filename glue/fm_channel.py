@@ -1,15 +1,14 @@
 """FM channels as recordIO-protobuf, written by the executors, one set of shards per Spark partition.
 
 Why on the executors: the channels can be far larger than the driver's memory, and the encoding (numpy,
-batched, in `recsys.recordio`) is the expensive part. The interactions are partitioned by user once (or
-come so partitioned: `write_channels(…, partitions=None)`); each partition arrives as Arrow batches
-(`mapInArrow`) and, for each split, gets its negatives (candidates hashed with numpy,
+batched, in `recsys.recordio`) is the expensive part. The interactions come partitioned by user, as the
+per-user pass (`glue.user_outputs`) wrote them: one Parquet file per split and partition. One Spark task
+per partition reads its files and, for each split, draws its negatives (candidates hashed with numpy,
 `glue.sampling.candidate_positions`, then `pick_negatives`: all of a user's pairs are in the partition,
-so the own-item check is local), becomes one CSR matrix (item categories from a broadcast table bounded
-by the catalog), and is written by `recsys.recordio.write_sharded` as `part-<partition>-<shard>.pbr`
-files of at most `max_bytes` each. Each task returns one summary row per split (its files, their sizes,
-its record and positive counts), which is all the driver collects. At most one shuffle of the
-interactions serves both channels and the sampling; the negatives never become Spark rows.
+so the own-item check is local), builds one CSR matrix (item categories from a broadcast table bounded
+by the catalog), and writes it with `recsys.recordio.write_sharded` as `part-<partition>-<shard>.pbr`
+files of at most `max_bytes` each. Each task returns one summary per split (its files, their sizes, its
+record and positive counts), which is all the driver collects; the negatives never become Spark rows.
 
 Within a partition, rows are ordered by a seeded hash of their content, so the files hold no user- or
 time-ordered runs (FM trains in file order), and a retried task rewrites the very same bytes under the
@@ -19,22 +18,19 @@ same names (the order does not depend on the order in which the shuffle delivere
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import scipy.sparse as sp
-from pyspark import TaskContext
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from glue import storage
-from glue.arrow_partition import partition_table
 from glue.features import CATEGORY_IDXS, FeatureLayout
 from glue.sampling import I64, Interacted, Ranges, candidate_positions, draws_per_positive, pick_negatives
 from glue.transforms import ITEM_IDX, LABEL, SPLIT, USER_IDX
@@ -44,9 +40,6 @@ from recsys.recordio.writer import SHARD_SUFFIX
 CONTENT_TYPE = "application/x-recordio-protobuf"
 TARGET_PARTITION_BYTES = 256 * 2**20  # aim per Spark partition; files are still cut at max_bytes
 RECORD_BYTES_ESTIMATE = 48  # a two-key record is 40-50 bytes framed; categories add ~5 bytes each
-SUMMARY_SCHEMA = (
-    "channel string, partition int, files array<string>, sizes array<long>, records long, positives long"
-)
 
 
 @dataclass(frozen=True)
@@ -156,17 +149,7 @@ def content_order(seed: int, users: I64, items: I64, labels: npt.NDArray[np.floa
 def _write_files(uri: str, prefix: str, matrix: sp.csr_matrix, labels: npt.NDArray[np.float32],
                  feature_dim: int, max_bytes: int) -> tuple[list[str], list[int]]:  # fmt: skip
     """Write one partition's shards of one channel; (file names, sizes)."""
-    if storage.is_s3(uri):
-        scratch = Path(tempfile.mkdtemp(prefix="fm-channel-"))
-        try:
-            paths = write_sharded(scratch, matrix, labels, feature_dim, max_bytes, prefix)
-            for path in paths:
-                storage.put_file(path, storage.join(uri, path.name))
-            sizes = [path.stat().st_size for path in paths]
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    else:
-        folder = storage.local_path(uri)
+    with storage.files_for(uri) as folder:
         for stale in folder.glob(f"{prefix}-*{SHARD_SUFFIX}"):  # a failed earlier attempt of this task
             stale.unlink()
         paths = write_sharded(folder, matrix, labels, feature_dim, max_bytes, prefix)
@@ -187,16 +170,9 @@ class ChannelPlan:
     max_bytes: int
 
 
-def _write_partition_channels(
-    batches: Iterable[pa.RecordBatch], plan: ChannelPlan
-) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: this partition's rows of each split plus their negatives, encoded and written;
-    one summary row per split with rows here."""
-    table = partition_table(batches)
-    if table is None:
-        return
-    context = TaskContext.get()
-    partition = context.partitionId() if context is not None else 0
+def partition_channels(table: pa.Table, partition: int, plan: ChannelPlan) -> list[dict[str, Any]]:
+    """One partition's rows (USER_IDX, ITEM_IDX, LABEL, SPLIT; every row of each of its users) of each
+    split plus their negatives, encoded and written; one summary per split with rows here."""
     prefix = f"part-{partition:05d}"
     users = table.column(USER_IDX).to_numpy().astype(np.int64, copy=False)
     items = table.column(ITEM_IDX).to_numpy().astype(np.int64, copy=False)
@@ -204,6 +180,7 @@ def _write_partition_channels(
     draws = draws_per_positive(plan.per_positive) if plan.ranges.total else 0
     # every split's pairs: a negative is never an own item
     interacted = Interacted.of(users, items, plan.ranges) if draws and (labels == 1).any() else None
+    summaries = []
     for name, uri in plan.uris.items():
         mine = pc.fill_null(pc.equal(table.column(SPLIT), name), False)
         mask = mine.to_numpy(zero_copy_only=False)
@@ -227,29 +204,40 @@ def _write_partition_channels(
         names, sizes = _write_files(
             uri, prefix, matrix, rows_l[order], plan.layout.feature_dim, plan.max_bytes
         )
-        yield pa.RecordBatch.from_pydict(
+        summaries.append(
             {
-                "channel": pa.array([name], pa.string()),
-                "partition": pa.array([partition], pa.int32()),
-                "files": pa.array([names], pa.list_(pa.string())),
-                "sizes": pa.array([sizes], pa.list_(pa.int64())),
-                "records": pa.array([rows_u.size], pa.int64()),
-                "positives": pa.array([int((rows_l > 0).sum())], pa.int64()),
+                "channel": name,
+                "partition": partition,
+                "files": names,
+                "sizes": sizes,
+                "records": int(rows_u.size),
+                "positives": int((rows_l > 0).sum()),
             }
         )
+    return summaries
+
+
+def read_pairs(files: Mapping[str, str]) -> pa.Table:
+    """The (USER_IDX, ITEM_IDX, LABEL, SPLIT) rows of one partition's interaction files (split → file)."""
+    tables = []
+    for split, uri in files.items():
+        if storage.is_s3(uri):
+            source: Any = pa.BufferReader(storage.read_bytes(uri) or b"")
+        else:
+            source = storage.local_path(uri)
+        table = pq.read_table(source, columns=[USER_IDX, ITEM_IDX, LABEL])
+        tables.append(table.append_column(SPLIT, pa.array([split] * table.num_rows, pa.string())))
+    return pa.concat_tables(tables)
 
 
 def write_channels(
-    interactions: DataFrame, plan: ChannelPlan, partitions: int | None
+    spark: SparkSession, sources: Mapping[int, Mapping[str, str]], plan: ChannelPlan
 ) -> dict[str, ChannelSummary]:
-    """Write one FM channel per split of `interactions` (user_idx, item_idx, label, split): the split's
-    rows plus up to `per_positive` sampled negatives for each of its positives (salt = the split name).
-
-    `partitions`: the rows are hash-partitioned by user into that many partitions first. None: the caller
-    promises that each partition of `interactions` already holds all rows of each of its users (e.g. it
-    was partitioned by user_idx for an earlier stage), and its partitions are used as they are, which
-    saves a shuffle; a user split across partitions would break the own-item check. Either way the files
-    are named after the partitions and their bytes depend only on which rows each partition holds.
+    """Write one FM channel per split: each split's rows plus up to `per_positive` sampled negatives for
+    each of its positives (salt = the split name), one Spark task per partition of `sources`
+    (partition → its interaction files, split → Parquet file; each partition must hold every row of each
+    of its users, as `glue.user_outputs` writes them: the own-item check is local). Files are named after
+    the partitions and their bytes depend only on which rows each partition holds.
 
     The channel folders are emptied first, so a channel never mixes shards of two attempts.
     """
@@ -257,17 +245,17 @@ def write_channels(
         storage.delete_tree(uri)
         if not storage.is_s3(uri):
             storage.local_path(uri).mkdir(parents=True, exist_ok=True)
-    by_user = interactions.select(USER_IDX, ITEM_IDX, LABEL, SPLIT)
-    if partitions is not None:
-        by_user = by_user.repartition(partitions, USER_IDX)
-    shared = interactions.sparkSession.sparkContext.broadcast(plan)
+    shared = spark.sparkContext.broadcast(plan)
 
-    def body(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return _write_partition_channels(batches, shared.value)
+    def body(tasks: Iterable[tuple[int, Mapping[str, str]]]) -> Iterator[dict[str, Any]]:
+        for partition, files in tasks:
+            yield from partition_channels(read_pairs(files), partition, shared.value)
 
-    summaries = sorted(
-        by_user.mapInArrow(body, SUMMARY_SCHEMA).collect(), key=lambda r: (r["channel"], r["partition"])
-    )
+    work = sorted(sources.items())
+    summaries: list[dict[str, Any]] = []
+    if work:
+        tasks = spark.sparkContext.parallelize(work, len(work))
+        summaries = sorted(tasks.mapPartitions(body).collect(), key=lambda s: (s["channel"], s["partition"]))
     shared.unpersist()
     out = {}
     for name in plan.uris:

@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from glue import storage
 from recsys import contracts
 
+SCRATCH_DIR = "_scratch/"
 NO_SUCCESS_MARKER = "mapreduce.fileoutputcommitter.marksuccessfuljobs"  # a Hadoop option, set per write
 
 
@@ -41,6 +42,11 @@ class RunLayout:
     def path(self, name: str) -> str:
         """A file or folder of the run, by its contracts name (folders keep their trailing slash)."""
         return storage.join(self.root, name)
+
+    @property
+    def scratch(self) -> str:
+        """Intermediate files of the run, deleted once used (`_` keeps Spark and Glue crawlers away)."""
+        return self.path(SCRATCH_DIR)
 
     @property
     def manifest(self) -> str:

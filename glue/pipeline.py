@@ -15,7 +15,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from glue import outputs, storage
-from glue.dsstne_text import dsstne_lines
+from glue.dsstne_arrow import SPARK_RATING
+from glue.dsstne_text import spark_rating_text
 from glue.features import (
     CATEGORY,
     CATEGORY_IDX,
@@ -29,14 +30,10 @@ from glue.indexing import IS_NEW, check_map, stable_index
 from glue.manifest import build_manifest
 from glue.readers import ATTRIBUTES, InputError, Inputs
 from glue.sampling import collect_ranges, item_ranges
-from glue.settings import DsstneTarget, PreprocessSettings
-from glue.spark_conf import session_conf
+from glue.settings import PreprocessSettings
 from glue.transforms import (
-    EVENTS,
     IN_CATALOG,
     ITEM_IDX,
-    LABEL,
-    SPLIT,
     TEST,
     TRAIN,
     USER_IDX,
@@ -48,9 +45,10 @@ from glue.transforms import (
     normalise_transactions,
     popularity,
 )
-from glue.user_pass import PairRules, interactions_by_user
+from glue.user_outputs import PassSummary, UserOutputs, write_empty_split, write_user_outputs
+from glue.user_pass import PairRules
 from recsys import contracts
-from recsys.csv_contract import CATEGORIES, EVENT_TYPE, ITEM_ID, RATING, TIMESTAMP, TITLE, USER_ID
+from recsys.csv_contract import CATEGORIES, ITEM_ID, RATING, TIMESTAMP, TITLE, USER_ID
 
 PREVIOUS_AUTO = "auto"
 PREVIOUS_NONE = "none"
@@ -188,12 +186,16 @@ def run_preprocess(
     partitions = max(
         partitions_for(rows * (1 + settings.negatives_per_positive)), spark.sparkContext.defaultParallelism
     )
-    interactions, sizes = _interactions(events, user_map, item_map, settings, layout, partitions)
+    plan = _user_outputs(settings, layout)
+    written = write_user_outputs(_indexed(events, user_map, item_map, settings), partitions, plan)
+    sizes = written.totals
     quality["exact_duplicates"] = rows - sizes["events"]
     quality["events"] = sizes["events"]
     quality["pairs"] = sizes["pairs"]
     quality["repeat_events_collapsed"] = sizes["events"] - sizes["pairs"]
-    pop = outputs.write_parquet(popularity(interactions, item_map), layout.path(contracts.RUN_POPULARITY_DIR))
+    item_counts = events.sparkSession.read.parquet(plan.item_counts)
+    pop = outputs.write_parquet(popularity(item_counts, item_map), layout.path(contracts.RUN_POPULARITY_DIR))
+    storage.delete_tree(layout.scratch)
     clock.lap("split")
 
     item_categories = None
@@ -207,15 +209,15 @@ def run_preprocess(
         )
         n_categories = categories.count()
         item_categories = item_category_indices(names, categories)
-    counts = _run_counts(interactions, user_map, item_map, pop)
-    for name, folder in ((TRAIN, contracts.RUN_TRAIN_DIR), (TEST, contracts.RUN_TEST_DIR)):
+    counts = _run_counts(written, user_map, item_map, pop)
+    for name in (TRAIN, TEST):
         if counts[name] == 0:
-            _write_empty_split(interactions, layout, folder)
+            write_empty_split(plan.interactions[name])
     feature_layout = FeatureLayout(counts["users"], counts["items"], n_categories)
     counts["categories"] = n_categories
     clock.lap("features")
 
-    plan = ChannelPlan(
+    channel_plan = ChannelPlan(
         uris={TRAIN: layout.path(contracts.RUN_FM_TRAIN_DIR), TEST: layout.path(contracts.RUN_FM_TEST_DIR)},
         layout=feature_layout,
         ranges=collect_ranges(item_ranges(pop, settings.negative_exponent)),
@@ -224,23 +226,10 @@ def run_preprocess(
         per_positive=settings.negatives_per_positive,
         max_bytes=settings.max_file_bytes,
     )
-    channels = write_channels(interactions, plan, None)  # grouped by user already
+    channels = write_channels(events.sparkSession, _interaction_files(written, plan), channel_plan)
     counts["fm_train_records"] = channels[TRAIN].records
     counts["fm_test_records"] = channels[TEST].records
     clock.lap("fm")
-
-    lines_in, lines_out = dsstne_lines(
-        interactions, settings.dsstne_target, settings.dsstne_values, grouped=True
-    )
-    same = settings.dsstne_target is DsstneTarget.ALL  # the output dataset is the input's lines again
-    if same:
-        lines_in = lines_in.persist()  # built once in Python, written twice in the same row order
-    outputs.write_lines(lines_in, layout.path(contracts.RUN_DSSTNE_INPUT_DIR))
-    outputs.write_lines(lines_in if same else lines_out, layout.path(contracts.RUN_DSSTNE_OUTPUT_DIR))
-    if same:
-        lines_in.unpersist()
-    interactions.unpersist()
-    clock.lap("dsstne")
 
     negatives = {}
     for name, channel in channels.items():
@@ -300,74 +289,51 @@ def _by_id(ids: DataFrame, size: int) -> DataFrame:
     return F.broadcast(ids) if size <= BROADCAST_IDS else ids
 
 
-def _interactions(
-    events: DataFrame,
-    user_map: DataFrame,
-    item_map: DataFrame,
-    settings: PreprocessSettings,
-    layout: outputs.RunLayout,
-    partitions: int,
-) -> tuple[DataFrame, dict[str, int]]:
-    """Index the events, collapse and split them per user partition (`glue.user_pass`), write them
-    partitioned by split (train/ and test/ are the partitions); (the interactions, cached and grouped by
-    user for the channel and DSSTNE steps; their pair and event counts)."""
-    users = user_map.select(USER_ID, USER_IDX)
-    items = item_map.select(ITEM_ID, ITEM_IDX)
-    n_users, n_items = users.count(), items.count()
-    indexed = events.join(_by_id(users, n_users), on=USER_ID).join(_by_id(items, n_items), on=ITEM_ID)
-    pairs = interactions_by_user(indexed, partitions, PairRules.of(settings))
-    # The names come back by index: a broadcast join keeps each partition's users together, and so does a
-    # plain join on the user index (it hashes by user again); the item map is bounded by the catalog.
-    named = pairs.join(_by_id(users, n_users), on=USER_IDX).join(F.broadcast(items), on=ITEM_IDX)
-    columns = (USER_IDX, ITEM_IDX, USER_ID, ITEM_ID, TIMESTAMP, RATING, EVENT_TYPE, EVENTS, LABEL, SPLIT)
-    with session_conf(events.sparkSession, {**UNCOMPRESSED_CACHE, **BY_USER_PASS}):
-        interactions = named.select(*columns).persist()
-        sizes = _counts(
-            interactions.agg(F.count(F.lit(1)).alias("pairs"), F.sum(EVENTS).alias("events")).first()
-        )
-    # One write per split into its partition folder: a partitioned write of both cost half as much again
-    # (20M rows, 2 cores), and each split is a scan of the cache.
-    for name, folder in ((TRAIN, contracts.RUN_TRAIN_DIR), (TEST, contracts.RUN_TEST_DIR)):
-        rows = interactions.where(F.col(SPLIT) == name).drop(SPLIT)
-        rows.write.mode("overwrite").parquet(layout.path(folder))
-    return interactions, sizes
-
-
 BROADCAST_IDS = 2_000_000  # id maps up to this size are broadcast (~100 MB of ids and indices)
 
-BY_USER_PASS = {
-    # fewer, larger Arrow batches: a third less time handing 20M events to Python and back
-    "spark.sql.execution.arrow.maxRecordsPerBatch": "200000",
-    # a skewed partition split for a join would cut a user's interactions in two (the channel writer's
-    # own-item check and the DSSTNE lines need all of them together)
-    "spark.sql.adaptive.skewJoin.enabled": "false",
-}
+
+def _indexed(
+    events: DataFrame, user_map: DataFrame, item_map: DataFrame, settings: PreprocessSettings
+) -> DataFrame:
+    """The events with their user and item indices, and Spark's own text of the ratings the DSSTNE lines
+    cannot format on the Arrow side (only when the lines keep values)."""
+    users = user_map.select(USER_ID, USER_IDX)
+    items = item_map.select(ITEM_ID, ITEM_IDX)
+    indexed = events.join(_by_id(users, users.count()), on=USER_ID)
+    indexed = indexed.join(_by_id(items, items.count()), on=ITEM_ID)
+    if settings.dsstne_values:
+        indexed = indexed.withColumn(SPARK_RATING, spark_rating_text())
+    return indexed
 
 
-# The interactions are cached without column compression: compressing them cost a third of building them
-# (5M rows, 2 cores); the cache is read a few times, then dropped (it spills to disk where memory is short).
-UNCOMPRESSED_CACHE = {"spark.sql.inMemoryColumnarStorage.compressed": "false"}
+def _user_outputs(settings: PreprocessSettings, layout: outputs.RunLayout) -> UserOutputs:
+    """Where the per-user pass writes, and its rules."""
+    return UserOutputs(
+        rules=PairRules.of(settings),
+        interactions={TRAIN: layout.path(contracts.RUN_TRAIN_DIR), TEST: layout.path(contracts.RUN_TEST_DIR)},
+        dsstne_input=layout.path(contracts.RUN_DSSTNE_INPUT_DIR),
+        dsstne_output=layout.path(contracts.RUN_DSSTNE_OUTPUT_DIR),
+        dsstne_target=settings.dsstne_target,
+        dsstne_values=settings.dsstne_values,
+        item_counts=storage.join(layout.scratch, "item_counts/"),
+    )
 
 
-def _write_empty_split(interactions: DataFrame, layout: outputs.RunLayout, folder: str) -> None:
-    """Spark writes no folder for a split without rows; readers of train/ and test/ get an empty table."""
-    empty = interactions.sparkSession.createDataFrame([], interactions.drop(SPLIT).schema)
-    empty.write.mode("overwrite").parquet(layout.path(folder))
+def _interaction_files(written: PassSummary, plan: UserOutputs) -> dict[int, dict[str, str]]:
+    """Each partition's interaction files by split (the FM channels' input)."""
+    return {
+        partition: {split: plan.interaction_file(split, partition) for split in splits}
+        for partition, splits in written.splits.items()
+    }
 
 
 def _run_counts(
-    interactions: DataFrame, user_map: DataFrame, item_map: DataFrame, pop: DataFrame
+    written: PassSummary, user_map: DataFrame, item_map: DataFrame, pop: DataFrame
 ) -> dict[str, int]:
     """Sizes for the manifest: split sizes, ids (new ones too), items without a catalog row."""
-    counts = _counts(
-        interactions.agg(
-            F.count(F.lit(1)).alias("interactions"),
-            F.sum((F.col(SPLIT) == TRAIN).cast("long")).alias(TRAIN),
-            F.sum((F.col(SPLIT) == TEST).cast("long")).alias(TEST),
-            F.countDistinct(F.when(F.col(SPLIT) == TEST, F.col(USER_IDX))).alias("test_users"),
-            F.sum(LABEL).alias("positives"),
-        ).first()
-    )
+    totals = written.totals
+    counts = {"interactions": totals["pairs"]}
+    counts |= {name: totals[name] for name in (TRAIN, TEST, "test_users", "positives")}
     counts |= _counts(
         user_map.agg(
             F.count(F.lit(1)).alias("users"), F.sum(F.col(IS_NEW).cast("long")).alias("new_users")

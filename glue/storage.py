@@ -9,6 +9,9 @@ never needs it.
 from __future__ import annotations
 
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +46,23 @@ def _client() -> Any:
     return boto3.client("s3")
 
 
-def read_text(uri: str) -> str | None:
-    """The UTF-8 text at `uri`, or None when there is no such file."""
+def read_bytes(uri: str) -> bytes | None:
+    """The bytes at `uri`, or None when there is no such file."""
     if not is_s3(uri):
         path = local_path(uri)
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        return path.read_bytes() if path.is_file() else None
     bucket, key = _split(uri)
     client = _client()
     try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read())
     except client.exceptions.NoSuchKey:
         return None
-    return str(body.decode("utf-8"))
+
+
+def read_text(uri: str) -> str | None:
+    """The UTF-8 text at `uri`, or None when there is no such file."""
+    body = read_bytes(uri)
+    return None if body is None else body.decode("utf-8")
 
 
 def write_text(uri: str, text: str) -> None:
@@ -78,6 +86,25 @@ def put_file(source: Path, uri: str) -> None:
         return
     bucket, key = _split(uri)
     _client().upload_file(str(source), bucket, key)
+
+
+@contextmanager
+def files_for(folder: str) -> Iterator[Path]:
+    """A local folder for an executor to write finished files into, which end up under `folder`: the
+    folder itself when it is local (created if missing), else a scratch folder whose files are uploaded
+    when the block ends without an error (and deleted either way)."""
+    if not is_s3(folder):
+        path = local_path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="recsys-part-"))
+    try:
+        yield scratch
+        for path in sorted(scratch.iterdir()):
+            put_file(path, join(folder, path.name))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def delete_tree(uri: str) -> None:

@@ -141,20 +141,16 @@ def items_with_placeholders(catalog: DataFrame, interactions: DataFrame) -> Data
 # ------------------------------------------------------------------------------------- split, counts
 
 
-def popularity(interactions: DataFrame, items: DataFrame) -> DataFrame:
-    """Per item (all of `items`, zeros included): interactions and positives, overall and in train.
+def popularity(item_counts: DataFrame, items: DataFrame) -> DataFrame:
+    """Per item (all of `items`, zeros included): interactions and positives, overall and in train, summed
+    from `item_counts` (item_idx and partial counts of each: one row per item and partition of the
+    per-user pass).
 
     `train_count` weighs negative sampling and is what a popularity model fitted on train would rank by;
     `count` (one per user, as pairs are unique) serves the cold-user fallback.
     """
-    is_train = F.col(SPLIT) == TRAIN
-    counts = interactions.groupBy(ITEM_IDX).agg(
-        F.count(F.lit(1)).alias("count"),
-        F.sum(LABEL).alias("positives"),
-        F.sum(is_train.cast("long")).alias("train_count"),
-        F.sum(F.when(is_train, F.col(LABEL)).otherwise(0)).alias("train_positives"),
-    )
     columns = ("count", "positives", "train_count", "train_positives")
+    counts = item_counts.groupBy(ITEM_IDX).agg(*(F.sum(c).alias(c) for c in columns))
     joined = items.select(ITEM_IDX, ITEM_ID).join(counts, on=ITEM_IDX, how="left")
     return joined.select(
         ITEM_IDX, ITEM_ID, *(F.coalesce(F.col(c), F.lit(0)).cast("long").alias(c) for c in columns)

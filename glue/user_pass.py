@@ -24,7 +24,6 @@ The rules, which `recsys.splits.temporal_split` and the pandas baseline follow t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,24 +31,21 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import DataFrame
 
-from glue.arrow_partition import partition_table
+from glue.dsstne_arrow import SPARK_RATING
 from glue.readers import DATE_PARTITION, LINE, SOURCE_KEY
 from glue.settings import PreprocessSettings
 from glue.sort_keys import sort_order
 from glue.transforms import EVENTS, ITEM_IDX, LABEL, SPLIT, TEST, TRAIN, USER_IDX
-from recsys.csv_contract import EVENT_TYPE, RATING, TIMESTAMP
+from recsys.csv_contract import EVENT_TYPE, ITEM_ID, RATING, TIMESTAMP, USER_ID
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 EVENT_COLUMNS = (USER_IDX, ITEM_IDX, TIMESTAMP, RATING, EVENT_TYPE, DATE_PARTITION, SOURCE_KEY, LINE)
-PAIR_SCHEMA = (
-    f"{USER_IDX} long, {ITEM_IDX} long, {TIMESTAMP} long, {RATING} double, {EVENT_TYPE} string, "
-    f"{EVENTS} long, {LABEL} int, {SPLIT} string"
-)
-OUTPUT_ROWS = 131_072  # rows per Arrow batch handed back to Spark
+# Columns the events may carry through to their pairs: the ids (the same on every event of a pair) and
+# Spark's text of a rating (that of the pair's latest rated event; `glue.dsstne_arrow`).
+PAIR_IDS = (USER_ID, ITEM_ID)
 _NULL_RATING = np.int64(-1)  # the key of a null rating: the bits of a NaN, which no rating has (NaN is null)
 _SPLITS = pa.array([TRAIN, TEST], pa.string())
 OUTPUT_SCHEMA = pa.schema(
@@ -133,10 +129,12 @@ def _first_copies(run: I64, rating: I64, event: I64) -> npt.NDArray[np.bool_]:
 
 
 def collapse_and_split(events: pa.Table, rules: PairRules) -> pa.Table:
-    """The interactions (PAIR_SCHEMA) of `events` (EVENT_COLUMNS, complete rows, every event of each of
-    their users), sorted by user, time and item."""
+    """The interactions (OUTPUT_SCHEMA) of `events` (EVENT_COLUMNS, complete rows, every event of each of
+    their users), sorted by user, time and item. The `PAIR_IDS` and `SPARK_RATING` columns, where the
+    events have them, come along (after `SPLIT`)."""
     if events.num_rows == 0:
-        return pa.Table.from_pylist([], schema=OUTPUT_SCHEMA)
+        carried = [f for f in events.schema if f.name in (*PAIR_IDS, SPARK_RATING)]
+        return pa.Table.from_pylist([], schema=pa.schema([*OUTPUT_SCHEMA, *carried]))
     user = _ints(events.column(USER_IDX), -1)
     item = _ints(events.column(ITEM_IDX), -1)
     time = _ints(events.column(TIMESTAMP), 0)
@@ -148,13 +146,14 @@ def collapse_and_split(events: pa.Table, rules: PairRules) -> pa.Table:
 
     # Rows by (user, item, time, arrival): a pair's events are adjacent, its latest last.
     arrival = sort_order(date, source, line)
-    order = arrival[sort_order(user[arrival], item[arrival], time[arrival])]
-    user, item, time, rating, event = user[order], item[order], time[order], rating[order], event[order]
+    row = arrival[sort_order(user[arrival], item[arrival], time[arrival])]  # the events' rows, in order
+    user, item, time, rating, event = user[row], item[row], time[row], rating[row], event[row]
     pair_start = np.r_[True, (user[1:] != user[:-1]) | (item[1:] != item[:-1])]
     run = np.cumsum(pair_start | np.r_[True, time[1:] != time[:-1]])
     kept = _first_copies(run, _rating_keys(rating), event)
     if not kept.all():
         user, item, time, rating, event = user[kept], item[kept], time[kept], rating[kept], event[kept]
+        row = row[kept]
         pair_start = np.r_[True, (user[1:] != user[:-1]) | (item[1:] != item[:-1])]
 
     starts = np.flatnonzero(pair_start)
@@ -176,12 +175,16 @@ def collapse_and_split(events: pa.Table, rules: PairRules) -> pa.Table:
         "_event": event[ends],
         EVENTS: ends - starts + 1,
         LABEL: label.astype(np.int32),
+        "_row": row[starts],
+        "_rated_row": np.where(last_rated >= 0, row[np.maximum(last_rated, 0)], -1),
     }
-    return _split(pairs, event_names, rules)
+    return _split(pairs, event_names, rules, events)
 
 
-def _split(pairs: dict[str, npt.NDArray[Any]], names: pa.Array, rules: PairRules) -> pa.Table:
-    """The pairs sorted by (user, time, item) with their split."""
+def _split(
+    pairs: dict[str, npt.NDArray[Any]], names: pa.Array, rules: PairRules, events: pa.Table
+) -> pa.Table:
+    """The pairs sorted by (user, time, item) with their split and the columns carried from `events`."""
     user, time, item = pairs[USER_IDX], pairs[TIMESTAMP], pairs[ITEM_IDX]
     order = sort_order(user, time, item)
     columns = {name: values[order] for name, values in pairs.items()}
@@ -194,6 +197,15 @@ def _split(pairs: dict[str, npt.NDArray[Any]], names: pa.Array, rules: PairRules
     test = rank > np.repeat(n - held, n)
     event = columns.pop("_event")
     rating = columns[RATING]
+    carried = {
+        name: pc.take(events.column(name), columns["_row"])
+        for name in PAIR_IDS
+        if name in events.column_names
+    }
+    if SPARK_RATING in events.column_names:
+        rated = columns["_rated_row"]
+        rated_rows = pa.array(rated, pa.int64(), mask=rated < 0)
+        carried[SPARK_RATING] = pc.take(events.column(SPARK_RATING), rated_rows)
     return pa.table(
         {
             USER_IDX: pa.array(user, pa.int64()),
@@ -206,24 +218,6 @@ def _split(pairs: dict[str, npt.NDArray[Any]], names: pa.Array, rules: PairRules
             EVENTS: pa.array(columns[EVENTS], pa.int64()),
             LABEL: pa.array(columns[LABEL], pa.int32()),
             SPLIT: pc.take(_SPLITS, pa.array(test.astype(np.int8))),
+            **carried,
         }
     )
-
-
-def _partition(batches: Iterable[pa.RecordBatch], rules: PairRules) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: one partition's events in, its interactions out."""
-    table = partition_table(batches)
-    if table is not None:
-        yield from collapse_and_split(table, rules).to_batches(max_chunksize=OUTPUT_ROWS)
-
-
-def interactions_by_user(events: DataFrame, partitions: int, rules: PairRules) -> DataFrame:
-    """Interactions (PAIR_SCHEMA) of complete, indexed `events` (EVENT_COLUMNS): one shuffle by user index
-    into `partitions`, then `collapse_and_split` per partition. Every partition of the result holds all
-    interactions of each of its users, sorted by user, time and item (later steps rely on the grouping)."""
-    by_user = events.select(*EVENT_COLUMNS).repartition(partitions, USER_IDX)
-
-    def body(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return _partition(batches, rules)
-
-    return by_user.mapInArrow(body, PAIR_SCHEMA)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from glue.dsstne_arrow import JAVA_SHORTEST, java_double
-from glue.dsstne_text import dsstne_lines
+from glue.dsstne_arrow import JAVA_SHORTEST, SPARK_RATING, java_double, user_lines
+from glue.dsstne_text import spark_rating_text
 from glue.settings import DsstneTarget
 
 SCHEMA = (
@@ -46,9 +48,10 @@ def reference_lines(
     return lines(everything), lines(everything if target is DsstneTarget.ALL else positives)
 
 
-def interactions(spark: Any) -> DataFrame:
+def interactions(spark: Any) -> tuple[DataFrame, pa.Table]:
     """Awkward ids, null and extreme ratings, ties on time, users with only test rows and users whose
-    train rows are all negatives."""
+    train rows are all negatives: as a DataFrame, and as the Arrow table the per-user pass holds (with
+    Spark's text of the ratings outside `JAVA_SHORTEST`), rows in the same order."""
     draw = random.Random(7)
     users = AWKWARD + [f"user {n}" for n in range(40)]
     items = AWKWARD + [f"item:{n}" for n in range(30)]
@@ -60,7 +63,30 @@ def interactions(spark: Any) -> DataFrame:
             label = 0 if all_negative else draw.randint(0, 1)
             rating = draw.choice(RATINGS)
             rows.append((u, i, user, items[i], draw.randint(0, 3), rating, "view", 1, label, split))
-    return spark.createDataFrame(rows, SCHEMA).repartition(3)
+    df = spark.createDataFrame(rows, SCHEMA).withColumn(SPARK_RATING, spark_rating_text())
+    collected = df.collect()
+    table = pa.table(
+        {
+            name: pa.array([r[name] for r in collected], arrow_type)
+            for name, arrow_type in (
+                ("user_idx", pa.int64()),
+                ("item_idx", pa.int64()),
+                ("user_id", pa.string()),
+                ("item_id", pa.string()),
+                ("timestamp", pa.int64()),
+                ("rating", pa.float64()),
+                ("label", pa.int32()),
+                ("split", pa.string()),
+                (SPARK_RATING, pa.string()),
+            )
+        }
+    )
+    return df, table
+
+
+def train_lines(table: pa.Table, values: bool, positives_only: bool) -> list[str]:
+    train = table.filter(pc.equal(table.column("split"), "train"))
+    return user_lines(train, values, positives_only).to_pylist()
 
 
 def texts(df: DataFrame) -> list[str]:
@@ -68,12 +94,10 @@ def texts(df: DataFrame) -> list[str]:
 
 
 @pytest.mark.parametrize("values", [False, True])
-@pytest.mark.parametrize("grouped", [False, True])
-def test_arrow_lines_are_the_spark_text(spark: Any, values: bool, grouped: bool) -> None:
-    df = interactions(spark)
-    if grouped:
-        df = df.repartition(4, "user_idx")
-    got_in, got_out = (texts(d) for d in dsstne_lines(df, DsstneTarget.POSITIVE, values, grouped=grouped))
+def test_arrow_lines_are_the_spark_text(spark: Any, values: bool) -> None:
+    df, table = interactions(spark)
+    got_in = train_lines(table, values, positives_only=False)
+    got_out = train_lines(table, values, positives_only=True)
     want_in, want_out = (texts(d) for d in reference_lines(df, DsstneTarget.POSITIVE, values))
     assert sorted(got_in) == sorted(want_in)
     assert sorted(got_out) == sorted(want_out)
@@ -86,18 +110,13 @@ def test_arrow_lines_are_the_spark_text(spark: Any, values: bool, grouped: bool)
         assert any(",1.2345678E7" in line for line in got_in)  # formatted on the Arrow side
 
 
-def test_target_all_gives_the_input_lines_twice(spark: Any) -> None:
-    df = interactions(spark)
-    lines_in, lines_out = dsstne_lines(df, DsstneTarget.ALL, values=True)
-    assert texts(lines_in) == texts(lines_out)
-    assert sorted(texts(lines_in)) == sorted(texts(reference_lines(df, DsstneTarget.ALL, values=True)[0]))
-
-
-def test_order_is_reproducible_for_a_partitioning(spark: Any) -> None:
-    df = interactions(spark).repartition(4, "user_idx")
-    assert texts(dsstne_lines(df, DsstneTarget.ALL, False, grouped=True)[0]) == texts(
-        dsstne_lines(df, DsstneTarget.ALL, False, grouped=True)[0]
-    )
+def test_order_does_not_depend_on_the_row_order(spark: Any) -> None:
+    _, table = interactions(spark)
+    shuffled = table.take(pa.array(random.Random(1).sample(range(table.num_rows), table.num_rows)))
+    assert train_lines(shuffled, True, False) == train_lines(table, True, False)
+    names = [line.split("\t")[0] for line in train_lines(table, False, False)]
+    users = [int(name.removeprefix("user+")) for name in names if name.startswith("user+")]
+    assert users == sorted(users)  # users by index ("user n" has a larger index than "user n-1")
 
 
 def test_java_double_is_spark_cast_in_its_range(spark: Any) -> None:

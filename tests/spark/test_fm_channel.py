@@ -1,12 +1,14 @@
-"""The FM channel writer samples each split's negatives inside the user-partitioned pass: the channels hold
+"""The FM channel writer samples each split's negatives in one task per user partition: the channels hold
 every interaction of their split, N negatives per positive that are never the user's own items (in either
-split), categories per item, and the same bytes whatever partitioning the input came with."""
+split), categories per item, and the same bytes whatever order each partition's rows came in."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pyspark.sql.functions as F
 import pytest
 
@@ -60,11 +62,38 @@ def _read(folder: Path) -> tuple[list[tuple[int, int, float, tuple[int, ...]]], 
     return records, files
 
 
+def _sources(rows, folder: Path, partitions: int, seed: int = 0) -> dict[int, dict[str, str]]:
+    """The rows as the per-user pass writes them: users hashed into `partitions`, one Parquet file per
+    split and partition (rows in an order drawn from `seed`)."""
+    order = np.random.default_rng(seed).permutation(len(rows))
+    sources: dict[int, dict[str, str]] = {}
+    for partition in range(partitions):
+        for split in ("train", "test"):
+            mine = [
+                rows[k]
+                for k in order
+                if rows[k].user_idx % partitions == partition and rows[k].split == split
+            ]
+            if not mine:
+                continue
+            path = folder / f"split={split}" / f"part-{partition:05d}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            table = {
+                "user_idx": pa.array([r.user_idx for r in mine], pa.int64()),
+                "item_idx": pa.array([r.item_idx for r in mine], pa.int64()),
+                "label": pa.array([r.label for r in mine], pa.int32()),
+            }
+            pq.write_table(pa.table(table), path)
+            sources.setdefault(partition, {})[split] = str(path)
+    return sources
+
+
 def test_channels_hold_the_split_and_its_negatives(spark, tmp_path) -> None:
     interactions = _interactions(spark).cache()
     rows = interactions.collect()
     touched = {(r.user_idx, r.item_idx) for r in rows}
-    summaries = write_channels(interactions, _plan(spark, interactions, tmp_path / "a"), partitions=3)
+    plan = _plan(spark, interactions, tmp_path / "a")
+    summaries = write_channels(spark, _sources(rows, tmp_path / "in", 3), plan)
     for split in ("train", "test"):
         records, files = _read(tmp_path / "a" / split)
         summary = summaries[split]
@@ -82,30 +111,44 @@ def test_channels_hold_the_split_and_its_negatives(spark, tmp_path) -> None:
         for _, item, _, extra in records:
             assert extra == (tuple(sorted({item % 3, (item + 1) % 3})) if item % 2 else ())
 
-    again = write_channels(
-        interactions.repartition(5), _plan(spark, interactions, tmp_path / "b"), partitions=3
+    other = write_channels(
+        spark, _sources(rows, tmp_path / "in", 3), _plan(spark, interactions, tmp_path / "c", seed=5)
     )
-    other = write_channels(interactions, _plan(spark, interactions, tmp_path / "c", seed=5), partitions=3)
-    assert again == summaries
-    for split in ("train", "test"):
-        assert _read(tmp_path / "b" / split)[1] == _read(tmp_path / "a" / split)[1]  # the same bytes
     assert sorted(_read(tmp_path / "c" / "train")[0]) != sorted(_read(tmp_path / "a" / "train")[0])
     assert other["train"].positives == summaries["train"].positives
 
 
-def test_grouped_input_is_used_as_partitioned(spark, tmp_path) -> None:
+def test_bytes_depend_only_on_which_rows_each_partition_holds(spark, tmp_path) -> None:
     interactions = _interactions(spark).cache()
-    shuffled = write_channels(interactions, _plan(spark, interactions, tmp_path / "a"), partitions=3)
-    same = interactions.repartition(3, "user_idx")  # what write_channels would do itself
-    grouped = write_channels(same, _plan(spark, interactions, tmp_path / "b"), partitions=None)
-    other = interactions.repartition(2, "user_idx")
-    regrouped = write_channels(other, _plan(spark, interactions, tmp_path / "c"), partitions=None)
-    assert grouped == shuffled
+    rows = interactions.collect()
+    first = write_channels(
+        spark, _sources(rows, tmp_path / "in-a", 3), _plan(spark, interactions, tmp_path / "a")
+    )
+    reordered = _sources(rows, tmp_path / "in-b", 3, seed=1)  # the same partitions, rows in another order
+    again = write_channels(spark, reordered, _plan(spark, interactions, tmp_path / "b"))
+    fewer = write_channels(
+        spark, _sources(rows, tmp_path / "in-c", 2), _plan(spark, interactions, tmp_path / "c")
+    )
+    assert again == first
     for split in ("train", "test"):
         assert _read(tmp_path / "b" / split)[1] == _read(tmp_path / "a" / split)[1]  # the same bytes
         assert sorted(_read(tmp_path / "c" / split)[0]) == sorted(_read(tmp_path / "a" / split)[0])
-        assert regrouped[split].records == shuffled[split].records
-        assert {name.split("-")[1] for name in regrouped[split].files} <= {"00000", "00001"}
+        assert fewer[split].records == first[split].records
+        assert {name.split("-")[1] for name in fewer[split].files} == {"00000", "00001"}
+
+
+def test_a_partition_with_one_split_and_no_partitions_at_all(spark, tmp_path) -> None:
+    interactions = _interactions(spark).cache()
+    rows = [r for r in interactions.collect() if r.split == "train"]
+    summaries = write_channels(
+        spark, _sources(rows, tmp_path / "in", 2), _plan(spark, interactions, tmp_path / "a")
+    )
+    assert summaries["test"].records == 0
+    assert not summaries["test"].files
+    assert summaries["train"].records == len(_read(tmp_path / "a" / "train")[0]) > len(rows)
+    assert (tmp_path / "a" / "test").is_dir()
+    nothing = write_channels(spark, {}, _plan(spark, interactions, tmp_path / "b"))
+    assert nothing["train"].records == nothing["test"].records == 0
 
 
 @pytest.mark.parametrize("limit", [0, 2**20])  # sorted keys; the bitmap

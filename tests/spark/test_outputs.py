@@ -274,6 +274,20 @@ def test_storage_on_s3(tmp_path, monkeypatch) -> None:
         local = tmp_path / "f.pbr"
         local.write_bytes(b"abc")
         storage.put_file(local, "s3://bucket-x/run/fm/f.pbr")
+        assert storage.read_bytes("s3://bucket-x/run/fm/f.pbr") == b"abc"
+        with storage.files_for("s3://bucket-x/run/parts/") as folder:
+            (folder / "part-00001.txt").write_text("x\n")
+        assert storage.read_text("s3://bucket-x/run/parts/part-00001.txt") == "x\n"
+        assert not folder.exists()  # the scratch folder is gone once uploaded
+
+        def fail_half_way() -> None:
+            with storage.files_for("s3://bucket-x/run/failed/") as folder:
+                (folder / "half.txt").write_text("x")
+                raise RuntimeError("the task failed")
+
+        with pytest.raises(RuntimeError):
+            fail_half_way()
+        assert storage.read_bytes("s3://bucket-x/run/failed/half.txt") is None  # nothing half-written
         storage.delete_tree("s3://bucket-x/run")
         assert "Contents" not in boto3.client("s3", region_name="us-east-1").list_objects_v2(
             Bucket="bucket-x"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from pyspark.sql import functions as F
 
@@ -152,13 +153,13 @@ def test_a_broken_previous_map_is_refused(spark, rows, message) -> None:
 # ---------------------------------------------------------------------------------------- popularity
 
 
-def test_popularity_counts_every_item(spark) -> None:
-    interactions = spark.createDataFrame(
-        [(0, 0, 1, "train"), (1, 0, 0, "train"), (2, 0, 1, "test"), (0, 1, 1, "test")],
-        "user_idx long, item_idx long, label int, split string",
+def test_popularity_sums_the_partitions_counts_for_every_item(spark) -> None:
+    partial = spark.createDataFrame(  # item a in two partitions, b in one, c in none
+        [(0, 2, 1, 2, 1), (0, 1, 1, 0, 0), (1, 1, 1, 0, 0)],
+        "item_idx long, count long, positives long, train_count long, train_positives long",
     )
     items = spark.createDataFrame([(0, "a"), (1, "b"), (2, "c")], "item_idx long, item_id string")
-    got = {r.item_id: r for r in popularity(interactions, items).collect()}
+    got = {r.item_id: r for r in popularity(partial, items).collect()}
     assert (got["a"]["count"], got["a"].positives, got["a"].train_count, got["a"].train_positives) == (
         3,
         2,
@@ -282,21 +283,24 @@ def test_catalog_helper(spark) -> None:
     assert catalog(spark, [("i", "t", "c")]).count() == 1
 
 
-def test_dsstne_lines_escape_ids_and_can_keep_values(spark) -> None:
-    from glue.dsstne_text import decode_name, dsstne_lines
-    from glue.settings import DsstneTarget
+def test_dsstne_lines_escape_ids_and_can_keep_values() -> None:
+    from glue.dsstne_arrow import SPARK_RATING, user_lines
+    from glue.dsstne_text import decode_name
 
-    rows = [("a,b:c\td", "x y", 1, 1, 4.5, 1, "train"), ("a,b:c\td", "p%q+", 1, 2, None, 0, "train")]
-    rows += [("solo", "x y", 3, 1, 2.0, 0, "train"), ("solo", "z", 3, 3, 5.0, 1, "test")]
-    df = spark.createDataFrame(
-        rows,
-        "user_id string, item_id string, user_idx long, item_idx long, rating double, label int, "
-        "split string",
-    ).withColumn("timestamp", F.col("item_idx"))
-    lines_in, lines_out = dsstne_lines(df, DsstneTarget.POSITIVE, values=True)
-    got_in = sorted(r.value for r in lines_in.collect())
-    assert got_in == ["a%2Cb%3Ac%09d\tx+y,4.5:p%25q%2B", "solo\tx+y,2.0"]
-    assert sorted(r.value for r in lines_out.collect()) == ["a%2Cb%3Ac%09d\tx+y,4.5", "solo\t"]
+    train = pa.table(
+        {
+            "user_id": ["a,b:c\td", "a,b:c\td", "solo"],
+            "item_id": ["x y", "p%q+", "x y"],
+            "user_idx": [1, 1, 3],
+            "item_idx": [1, 2, 1],
+            "timestamp": [1, 2, 1],
+            "rating": pa.array([4.5, None, 2.0], pa.float64()),
+            "label": pa.array([1, 0, 0], pa.int32()),
+            SPARK_RATING: pa.nulls(3, pa.string()),
+        }
+    )
+    assert user_lines(train, True, False).to_pylist() == ["a%2Cb%3Ac%09d\tx+y,4.5:p%25q%2B", "solo\tx+y,2.0"]
+    assert user_lines(train, True, True).to_pylist() == ["a%2Cb%3Ac%09d\tx+y,4.5", "solo\t"]
     assert decode_name("a%2Cb%3Ac%09d") == "a,b:c\td"
     assert decode_name("p%25q%2B") == "p%q+"
     assert decode_name("x+y") == "x y"

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import Row
 from pyspark.sql import functions as F
 
+from glue.settings import DsstneTarget
 from glue.transforms import drop_incomplete, normalise_transactions
-from glue.user_pass import EVENT_COLUMNS, OUTPUT_SCHEMA, PairRules, collapse_and_split, interactions_by_user
+from glue.user_outputs import PassSummary, UserOutputs, write_user_outputs
+from glue.user_pass import EVENT_COLUMNS, OUTPUT_SCHEMA, PairRules, collapse_and_split
 from recsys.interactions import Interactions
 from recsys.splits import temporal_split as numpy_temporal_split
 from tests.spark.helpers import TX_SCHEMA, tx
@@ -32,19 +37,43 @@ def _indexed(df: Any) -> Any:
     return events.join(user_map, "user_id").join(item_map, "item_id"), users, items
 
 
-def _pairs(df: Any, rules: PairRules = RULES, partitions: int = 3) -> dict[tuple[str, str], Any]:
+def written(events: Any, partitions: int, rules: PairRules, folder: Path) -> tuple[list[Row], PassSummary]:
+    """Run the per-user pass into `folder`; the interactions it wrote (with their split), its summary."""
+    plan = UserOutputs(
+        rules=rules,
+        interactions={split: str(folder / f"split={split}") for split in ("train", "test")},
+        dsstne_input=str(folder / "dsstne_in"),
+        dsstne_output=str(folder / "dsstne_out"),
+        dsstne_target=DsstneTarget.ALL,
+        dsstne_values=False,
+        item_counts=str(folder / "counts"),
+    )
+    summary = write_user_outputs(events, partitions, plan)
+    rows = [
+        Row(**record, split=split)
+        for split in ("train", "test")
+        for path in sorted((folder / f"split={split}").glob("*.parquet"))
+        for record in pq.read_table(path).to_pylist()
+    ]
+    return rows, summary
+
+
+def _pairs(
+    df: Any, folder: Path, rules: PairRules = RULES, partitions: int = 3
+) -> dict[tuple[str, str], Any]:
     indexed, users, items = _indexed(df)
-    rows = interactions_by_user(indexed, partitions, rules).collect()
-    return {(users[r.user_idx], items[r.item_idx]): r for r in rows}
+    rows, _ = written(indexed, partitions, rules, folder)
+    assert all((users[r.user_idx], items[r.item_idx]) == (r.user_id, r.item_id) for r in rows)
+    return {(r.user_id, r.item_id): r for r in rows}
 
 
-def test_exact_duplicates_go_whatever_file_they_came_from(spark) -> None:
+def test_exact_duplicates_go_whatever_file_they_came_from(spark, tmp_path) -> None:
     rows = [("u", "i", 10, 4.0), ("u", "i", 10, 4.0), ("u", "i", 10, 5.0), ("u", "i", 11, 4.0)]
     df = tx(spark, rows).withColumn("source_key", F.monotonically_increasing_id().cast("string"))
-    assert _pairs(df)["u", "i"].events == 3
+    assert _pairs(df, tmp_path)["u", "i"].events == 3
 
 
-def test_collapse_keeps_the_latest_rating_and_labels_each_pair(spark) -> None:
+def test_collapse_keeps_the_latest_rating_and_labels_each_pair(spark, tmp_path) -> None:
     rows = [
         ("u", "a", 10, 5.0),  # rated 5, later 2: the later rating wins
         ("u", "a", 20, 2.0),
@@ -56,7 +85,7 @@ def test_collapse_keeps_the_latest_rating_and_labels_each_pair(spark) -> None:
         ("u", "f", 10, 3.0),
         ("u", "f", 10, 4.0),  # same second: the row that arrived later wins
     ]
-    got = _pairs(tx(spark, rows))
+    got = _pairs(tx(spark, rows), tmp_path)
     assert (got["u", "a"].rating, got["u", "a"].timestamp, got["u", "a"].label, got["u", "a"].events) == (
         2.0,
         20,
@@ -73,7 +102,7 @@ def test_collapse_keeps_the_latest_rating_and_labels_each_pair(spark) -> None:
     assert (got["u", "f"].rating, got["u", "f"].label) == (4.0, 1)
 
 
-def test_arrival_is_ingest_date_then_source_then_line(spark) -> None:
+def test_arrival_is_ingest_date_then_source_then_line(spark, tmp_path) -> None:
     rows = [
         # user, item, time, rating, event type, ingest date, source key, line
         ("u", "a", 10, 5.0, None, "2024-01-01", "t/1.csv", 2),
@@ -93,7 +122,7 @@ def test_arrival_is_ingest_date_then_source_then_line(spark) -> None:
         ("v", "b", 7, None, "purchase", "2024-01-02", "t/0.csv", 3),
         (None, "b", 7, 4.0, None, "2024-01-02", "t/0.csv", 4),
     ]
-    got = _pairs(spark.createDataFrame(rows, TX_SCHEMA))
+    got = _pairs(spark.createDataFrame(rows, TX_SCHEMA), tmp_path)
     assert set(got) == {("u", "a"), ("u", "f"), ("u", "k"), ("u", "g"), ("u", "h"), ("v", "a"), ("v", "b")}
     assert (got["u", "k"].rating, got["u", "k"].events) == (4.0, 2)
     assert (got["u", "f"].rating, got["u", "f"].events) == (4.0, 2)
@@ -193,7 +222,7 @@ def _reference(rows: list[tuple[Any, ...]], rules: PairRules) -> dict[tuple[int,
     return out
 
 
-def test_random_events_follow_the_rules_on_any_partitioning(spark) -> None:
+def test_random_events_follow_the_rules_on_any_partitioning(spark, tmp_path) -> None:
     rng = random.Random(3)
     rows: list[tuple[Any, ...]] = []
     for k in range(3000):
@@ -217,10 +246,18 @@ def test_random_events_follow_the_rules_on_any_partitioning(spark) -> None:
         "user_idx long, item_idx long, timestamp long, rating double, event_type string, "
         "ingest_date string, source_key string, line long"
     )
-    events = spark.createDataFrame(rows, schema).select(*EVENT_COLUMNS)
+    events = spark.createDataFrame(rows, schema).select(
+        *EVENT_COLUMNS,
+        F.concat(F.lit("u"), F.col("user_idx")).alias("user_id"),
+        F.concat(F.lit("i"), F.col("item_idx")).alias("item_id"),
+    )
     for partitions in (1, 4):
+        got_rows, summary = written(events, partitions, RULES, tmp_path / str(partitions))
         got = {
             (r.user_idx, r.item_idx): (r.timestamp, r.rating, r.event_type, r.events, r.label, r.split)
-            for r in interactions_by_user(events, partitions, RULES).collect()
+            for r in got_rows
         }
         assert got == expected
+        assert all((r.user_id, r.item_id) == (f"u{r.user_idx}", f"i{r.item_idx}") for r in got_rows)
+        assert summary.totals["pairs"] == len(expected)
+        assert summary.totals["events"] == sum(events for _, _, _, events, _, _ in expected.values())
