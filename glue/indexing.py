@@ -16,7 +16,6 @@ cluster cost more than the numbering itself.
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,7 +66,7 @@ def check_map(previous: DataFrame, id_col: str, idx_col: str) -> int:
 
 
 def _number_on_driver(
-    rows: list[Any], old: DataFrame, id_col: str, idx_col: str, previous_empty: bool
+    rows: pd.DataFrame, old: DataFrame, id_col: str, idx_col: str, previous_empty: bool
 ) -> DataFrame:
     """The numbering of the distributed path below, for a few new ids collected to the driver: by (bucket,
     id), ids compared as Spark compares strings (UTF-8 bytes, the order of code points), after the old
@@ -76,10 +75,10 @@ def _number_on_driver(
     if not previous_empty:
         top = old.agg(F.max(idx_col).alias("_top")).first()
         base = int(top["_top"]) + 1 if top is not None and top["_top"] is not None else 0
-    ordered = sorted(rows, key=lambda r: (r["_bucket"], r[id_col]))
+    ordered = rows.sort_values(["_bucket", id_col], kind="stable")  # Python str order: code points
     table = pd.DataFrame(
         {
-            id_col: pd.Series([r[id_col] for r in ordered], dtype=object),
+            id_col: pd.Series(ordered[id_col].to_numpy(), dtype=object),
             idx_col: np.arange(base, base + len(ordered), dtype=np.int64),
         }
     )
@@ -117,8 +116,10 @@ def stable_index(
     base = old.agg(F.coalesce(F.max(idx_col) + 1, F.lit(0)).alias("_base"))
 
     bucketed = new.withColumn("_bucket", F.pmod(F.xxhash64(F.col(id_col)), F.lit(BUCKETS)))
-    small = bucketed.limit(driver_max + 1).collect() if driver_max > 0 else None
-    if small is not None and len(small) <= driver_max:
+    if driver_max > 0 and new.count() <= driver_max:
+        with session_conf(spark, ARROW), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pyspark 3.5's pandas conversion warns about pandas' own API
+            small = bucketed.toPandas()
         numbered = _number_on_driver(small, old, id_col, idx_col, previous_empty)
         return old.withColumn(IS_NEW, F.lit(False)).unionByName(numbered.withColumn(IS_NEW, F.lit(True)))
     within = bucketed.withColumn(

@@ -32,13 +32,19 @@ from glue.readers import ATTRIBUTES, InputError, Inputs
 from glue.sampling import collect_ranges, item_ranges
 from glue.settings import PreprocessSettings
 from glue.transforms import (
+    ID,
+    ID_KIND,
     IN_CATALOG,
     ITEM_IDX,
+    ITEMS,
     TEST,
     TRAIN,
     USER_IDX,
+    USERS,
+    census_ids,
     drop_incomplete,
     empty_catalog,
+    id_census,
     items_with_placeholders,
     latest_catalog,
     normalise_catalog,
@@ -48,7 +54,7 @@ from glue.transforms import (
 from glue.user_outputs import PassSummary, UserOutputs, write_empty_split, write_user_outputs
 from glue.user_pass import PairRules
 from recsys import contracts
-from recsys.csv_contract import CATEGORIES, ITEM_ID, RATING, TIMESTAMP, TITLE, USER_ID
+from recsys.csv_contract import CATEGORIES, ITEM_ID, TIMESTAMP, TITLE, USER_ID
 
 PREVIOUS_AUTO = "auto"
 PREVIOUS_NONE = "none"
@@ -102,17 +108,20 @@ def _counts(row: Any) -> dict[str, int]:
     return {key: int(value or 0) for key, value in row.asDict().items()}
 
 
-def _quality(raw: DataFrame) -> dict[str, int]:
-    """Rows, rows missing each required value, rows without a rating (one pass); refuses an input with no
-    complete row (`EmptyInputError`) before anything is written."""
-    missing = {c: F.col(c).isNull() for c in (USER_ID, ITEM_ID, TIMESTAMP)}
-    incomplete = missing[USER_ID] | missing[ITEM_ID] | missing[TIMESTAMP]
+def _quality(census: DataFrame) -> dict[str, int]:
+    """Rows, rows missing each required value, rows without a rating (from the id census:
+    `glue.transforms.id_census`); refuses an input with no complete row (`EmptyInputError`) before anything
+    is written."""
+    users = F.col(ID_KIND) == USERS
+    null_id = F.col(ID).isNull()
     quality = _counts(
-        raw.agg(
-            F.count(F.lit(1)).alias("rows"),
-            *(F.sum(m.cast("long")).alias(f"missing_{c}") for c, m in missing.items()),
-            F.sum(incomplete.cast("long")).alias("incomplete"),
-            F.sum(F.col(RATING).isNull().cast("long")).alias("without_rating"),
+        census.agg(
+            F.sum(F.when(users, F.col("rows"))).alias("rows"),
+            F.sum(F.when(users & null_id, F.col("rows"))).alias(f"missing_{USER_ID}"),
+            F.sum(F.when((F.col(ID_KIND) == ITEMS) & null_id, F.col("rows"))).alias(f"missing_{ITEM_ID}"),
+            F.sum(F.when(users, F.col("missing_timestamp"))).alias(f"missing_{TIMESTAMP}"),
+            F.sum(F.when(users, F.col("rows") - F.col("complete"))).alias("incomplete"),
+            F.sum(F.when(users, F.col("without_rating"))).alias("without_rating"),
         ).first()
     )
     if quality["rows"] == 0:
@@ -175,11 +184,13 @@ def run_preprocess(
         }
 
     raw = normalise_transactions(inputs.transactions)
-    quality = _quality(raw)
+    census = id_census(raw).persist()
+    quality = _quality(census)
     events = drop_incomplete(raw)
     clock.lap("clean")
     storage.delete_tree(layout.root)  # leftovers of a failed attempt of this run id
-    user_map, item_map = _maps(events, inputs, maps, layout)
+    user_map, item_map = _maps(census, inputs, maps, layout)
+    census.unpersist()
     clock.lap("index")
 
     rows = quality["rows"] - quality["incomplete"]
@@ -258,13 +269,13 @@ def run_preprocess(
 
 
 def _maps(
-    events: DataFrame, inputs: Inputs, maps: outputs.PreviousMaps | None, layout: outputs.RunLayout
+    census: DataFrame, inputs: Inputs, maps: outputs.PreviousMaps | None, layout: outputs.RunLayout
 ) -> tuple[DataFrame, DataFrame]:
     """Write the user and item maps (stable indices; items with their catalog view) and read them back.
-    The ids are those of the complete events (the collapsed pairs have the same). Each set of distinct ids
-    is computed once and cached: the numbering and the map's write would each scan the events again."""
-    seen_users = events.select(USER_ID).distinct().persist()
-    seen_items = events.select(ITEM_ID).distinct().persist()
+    The ids are those of the complete events (the collapsed pairs have the same), from the cached id
+    census (`glue.transforms.id_census`), so numbering them and writing the maps scans no events."""
+    seen_users = census_ids(census, USERS, USER_ID)
+    seen_items = census_ids(census, ITEMS, ITEM_ID)
     old_users = maps.users.select(USER_ID, USER_IDX) if maps else None
     user_map = outputs.write_parquet(
         stable_index(seen_users, old_users, USER_ID, USER_IDX)
@@ -273,13 +284,11 @@ def _maps(
         layout.path(contracts.RUN_USER_MAP_DIR),
     )
     catalog = latest_catalog(normalise_catalog(inputs.catalog)) if inputs.catalog is not None else None
-    items = items_with_placeholders(catalog if catalog is not None else empty_catalog(events), seen_items)
+    items = items_with_placeholders(catalog if catalog is not None else empty_catalog(census), seen_items)
     item_map = outputs.write_parquet(
         _item_map(items, maps.items if maps else None).orderBy(ITEM_IDX),
         layout.path(contracts.RUN_ITEM_MAP_DIR),
     )
-    seen_users.unpersist()
-    seen_items.unpersist()
     return user_map, item_map
 
 

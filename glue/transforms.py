@@ -89,6 +89,38 @@ def drop_incomplete(df: DataFrame) -> DataFrame:
     return df.dropna(how="any", subset=list(REQUIRED))
 
 
+# The id census: one row per user id (kind USERS) and per item id (kind ITEMS) of the transactions, null
+# ids included, with how many rows name it (CENSUS_COUNTS).
+ID_KIND = "kind"
+ID = "id"
+USERS, ITEMS = 0, 1
+CENSUS_COUNTS = ("rows", "complete", "missing_timestamp", "without_rating")
+
+
+def id_census(df: DataFrame) -> DataFrame:
+    """The census of normalised transactions: per (kind, id), its rows, complete rows, rows without a
+    timestamp and rows without a rating. Every row is counted once under its user id and once under its
+    item id, so the data-quality counts (from the user rows) and the distinct ids of complete rows (those
+    with complete > 0) come from one scan of the input instead of three."""
+    complete = F.col(USER_ID).isNotNull() & F.col(ITEM_ID).isNotNull() & F.col(TIMESTAMP).isNotNull()
+    flags = (F.lit(1), complete, F.col(TIMESTAMP).isNull(), F.col(RATING).isNull())
+    ids = F.array(
+        F.struct(F.lit(USERS).alias(ID_KIND), F.col(USER_ID).alias(ID)),
+        F.struct(F.lit(ITEMS).alias(ID_KIND), F.col(ITEM_ID).alias(ID)),
+    )
+    counted = df.select(
+        F.explode(ids).alias("_id"),
+        *(flag.cast("long").alias(name) for flag, name in zip(flags, CENSUS_COUNTS, strict=True)),
+    )
+    return counted.groupBy(f"_id.{ID_KIND}", f"_id.{ID}").agg(*(F.sum(c).alias(c) for c in CENSUS_COUNTS))
+
+
+def census_ids(census: DataFrame, kind: int, name: str) -> DataFrame:
+    """The distinct ids of one kind that complete rows name, as column `name`."""
+    mine = (F.col(ID_KIND) == kind) & (F.col("complete") > 0)
+    return census.where(mine).select(F.col(ID).alias(name))
+
+
 # ------------------------------------------------------------------------------------------- catalog
 
 

@@ -112,12 +112,14 @@ def item_counts(pairs: pa.Table) -> pa.Table:
     items = pairs.column(ITEM_IDX).to_numpy()
     label = pairs.column(LABEL).to_numpy().astype(np.int64)
     train = pc.equal(pairs.column(SPLIT), TRAIN).to_numpy(zero_copy_only=False).astype(np.int64)
-    distinct, where = np.unique(items, return_inverse=True)
-    counts = {
-        name: np.bincount(where, weights=weights, minlength=distinct.size).astype(np.int64)
-        for name, weights in zip(ITEM_COUNTS, (None, label, train, train * label), strict=True)
-    }
-    return pa.table({ITEM_IDX: pa.array(distinct, pa.int64()), **counts})
+    size = int(items.max()) + 1 if items.size else 0
+    counts = [
+        np.bincount(items, weights=weights, minlength=size).astype(np.int64)
+        for weights in (None, label, train, train * label)
+    ]
+    present = np.flatnonzero(counts[0])
+    columns = {name: count[present] for name, count in zip(ITEM_COUNTS, counts, strict=True)}
+    return pa.table({ITEM_IDX: pa.array(present, pa.int64()), **columns})
 
 
 def write_partition(events: pa.Table, partition: int, plan: UserOutputs) -> dict[str, int]:

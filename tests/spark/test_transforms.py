@@ -21,8 +21,12 @@ from glue.features import (
 from glue.indexing import IndexMapError, check_map, stable_index
 from glue.sampling import item_ranges, sample_negatives
 from glue.transforms import (
+    ITEMS,
     PLACEHOLDER_TITLE,
+    USERS,
+    census_ids,
     drop_incomplete,
+    id_census,
     items_with_placeholders,
     latest_catalog,
     normalise_catalog,
@@ -67,6 +71,36 @@ def test_normalise_types_and_drop_rows_missing_a_required_value(spark) -> None:
     assert rows[8].timestamp is None
     assert rows[9].timestamp is None
     assert sorted(r.line for r in drop_incomplete(clean).collect()) == [1, 2, 3, 4]
+
+
+def test_one_census_gives_the_quality_counts_and_the_ids_of_complete_rows(spark) -> None:
+    from glue.pipeline import _quality
+
+    rows = [
+        ("u1", "i1", "1", "4.5", 1),
+        ("u1", "i2", "2", None, 2),
+        ("u2", "i1", "3", "1", 3),
+        ("u3", "i3", None, "1", 4),  # no timestamp: neither u3 nor i3 is an id of a complete row
+        (None, "i4", "4", None, 5),
+        ("u4", None, "5", "2", 6),
+        (None, None, None, None, 7),
+    ]
+    raw = spark.createDataFrame(
+        [(u, i, t, r, None, None, "a.csv", line) for u, i, t, r, line in rows],
+        "user_id string, item_id string, timestamp string, rating string, event_type string, "
+        "ingest_date string, source_key string, line long",
+    )
+    census = id_census(normalise_transactions(raw))
+    assert {r.user_id for r in census_ids(census, USERS, "user_id").collect()} == {"u1", "u2"}
+    assert {r.item_id for r in census_ids(census, ITEMS, "item_id").collect()} == {"i1", "i2"}
+    assert _quality(census) == {
+        "rows": 7,
+        "missing_user_id": 2,
+        "missing_item_id": 2,
+        "missing_timestamp": 2,
+        "incomplete": 4,
+        "without_rating": 3,
+    }
 
 
 def test_numeric_parquet_columns_are_kept(spark) -> None:
