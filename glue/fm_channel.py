@@ -226,7 +226,7 @@ def read_pairs(files: Mapping[str, str]) -> pa.Table:
         else:
             source = storage.local_path(uri)
         table = pq.read_table(source, columns=[USER_IDX, ITEM_IDX, LABEL])
-        tables.append(table.append_column(SPLIT, pa.array([split] * table.num_rows, pa.string())))
+        tables.append(table.append_column(SPLIT, pa.repeat(pa.scalar(split, pa.string()), table.num_rows)))
     return pa.concat_tables(tables)
 
 

@@ -51,7 +51,13 @@ from glue.transforms import (
     normalise_transactions,
     popularity,
 )
-from glue.user_outputs import PassSummary, UserOutputs, write_empty_split, write_user_outputs
+from glue.user_outputs import (
+    PassSummary,
+    UserOutputs,
+    ids_by_index,
+    write_empty_split,
+    write_user_outputs,
+)
 from glue.user_pass import PairRules
 from recsys import contracts
 from recsys.csv_contract import CATEGORIES, ITEM_ID, TIMESTAMP, TITLE, USER_ID
@@ -197,8 +203,10 @@ def run_preprocess(
     partitions = max(
         partitions_for(rows * (1 + settings.negatives_per_positive)), spark.sparkContext.defaultParallelism
     )
-    plan = _user_outputs(settings, layout)
-    written = write_user_outputs(_indexed(events, user_map, item_map, settings), partitions, plan)
+    map_sizes = {USER_ID: user_map.count(), ITEM_ID: item_map.count()}
+    plan = _user_outputs(settings, layout, user_map, item_map, map_sizes)
+    indexed = _indexed(events, user_map, item_map, map_sizes, settings)
+    written = write_user_outputs(indexed, partitions, plan)
     sizes = written.totals
     quality["exact_duplicates"] = rows - sizes["events"]
     quality["events"] = sizes["events"]
@@ -302,21 +310,38 @@ BROADCAST_IDS = 2_000_000  # id maps up to this size are broadcast (~100 MB of i
 
 
 def _indexed(
-    events: DataFrame, user_map: DataFrame, item_map: DataFrame, settings: PreprocessSettings
+    events: DataFrame,
+    user_map: DataFrame,
+    item_map: DataFrame,
+    sizes: dict[str, int],
+    settings: PreprocessSettings,
 ) -> DataFrame:
     """The events with their user and item indices, and Spark's own text of the ratings the DSSTNE lines
     cannot format on the Arrow side (only when the lines keep values)."""
     users = user_map.select(USER_ID, USER_IDX)
     items = item_map.select(ITEM_ID, ITEM_IDX)
-    indexed = events.join(_by_id(users, users.count()), on=USER_ID)
-    indexed = indexed.join(_by_id(items, items.count()), on=ITEM_ID)
+    indexed = events.join(_by_id(users, sizes[USER_ID]), on=USER_ID)
+    indexed = indexed.join(_by_id(items, sizes[ITEM_ID]), on=ITEM_ID)
     if settings.dsstne_values:
         indexed = indexed.withColumn(SPARK_RATING, spark_rating_text())
     return indexed
 
 
-def _user_outputs(settings: PreprocessSettings, layout: outputs.RunLayout) -> UserOutputs:
-    """Where the per-user pass writes, and its rules."""
+def _user_outputs(
+    settings: PreprocessSettings,
+    layout: outputs.RunLayout,
+    user_map: DataFrame,
+    item_map: DataFrame,
+    sizes: dict[str, int],
+) -> UserOutputs:
+    """Where the per-user pass writes, its rules, and the ids by index when both maps are small enough
+    to broadcast (BROADCAST_IDS; larger ones travel with the events)."""
+    ids = None
+    if max(sizes.values()) <= BROADCAST_IDS:
+        ids = {
+            USER_ID: ids_by_index(user_map, USER_ID, USER_IDX),
+            ITEM_ID: ids_by_index(item_map, ITEM_ID, ITEM_IDX),
+        }
     return UserOutputs(
         rules=PairRules.of(settings),
         interactions={TRAIN: layout.path(contracts.RUN_TRAIN_DIR), TEST: layout.path(contracts.RUN_TEST_DIR)},
@@ -325,6 +350,7 @@ def _user_outputs(settings: PreprocessSettings, layout: outputs.RunLayout) -> Us
         dsstne_target=settings.dsstne_target,
         dsstne_values=settings.dsstne_values,
         item_counts=storage.join(layout.scratch, "item_counts/"),
+        ids=ids,
     )
 
 

@@ -17,6 +17,7 @@ driver collects one summary row per partition, nothing else.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from pyspark.sql import DataFrame
 from glue import storage
 from glue.arrow_partition import partition_table
 from glue.dsstne_arrow import SPARK_RATING, user_lines
+from glue.indexing import ARROW
 from glue.settings import DsstneTarget
 from glue.spark_conf import session_conf
 from glue.transforms import EVENTS, ITEM_IDX, LABEL, SPLIT, TEST, TRAIN, USER_IDX
@@ -75,6 +77,9 @@ class UserOutputs:
     dsstne_target: DsstneTarget
     dsstne_values: bool
     item_counts: str  # scratch folder: per-item counts of each partition
+    # The ids by index (broadcast with the plan), or None: the events carry the ids (`PAIR_IDS`) through
+    # the shuffle instead, which costs more than the lookup (20M events: ~4 s of 2 cores) but has no bound.
+    ids: dict[str, pa.Array] | None = None
 
     def interaction_file(self, split: str, partition: int) -> str:
         return storage.join(self.interactions[split], part_name(partition, ".parquet"))
@@ -107,6 +112,19 @@ def write_empty_split(folder: str) -> None:
     _write_parquet(INTERACTIONS_SCHEMA.empty_table(), folder, part_name(0, ".parquet"))
 
 
+def ids_by_index(ids: DataFrame, id_col: str, idx_col: str) -> pa.Array:
+    """A map's ids as one array, the id of index k at position k (the indices are 0 … n-1: `glue.indexing`),
+    collected to the driver through Arrow."""
+    spark = ids.sparkSession
+    with session_conf(spark, ARROW), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyspark 3.5's pandas conversion warns about pandas' own API
+        frame = ids.select(id_col, idx_col).toPandas()
+    order = np.argsort(frame[idx_col].to_numpy(), kind="stable")
+    if not np.array_equal(frame[idx_col].to_numpy()[order], np.arange(len(frame))):
+        raise ValueError(f"the {id_col} map's indices are not 0 … {len(frame) - 1}")
+    return pa.array(frame[id_col].to_numpy()[order], pa.string())
+
+
 def item_counts(pairs: pa.Table) -> pa.Table:
     """Per item of `pairs`: pairs, positives, train pairs, train positives (ITEM_COUNTS)."""
     items = pairs.column(ITEM_IDX).to_numpy()
@@ -126,6 +144,9 @@ def write_partition(events: pa.Table, partition: int, plan: UserOutputs) -> dict
     """Collapse and split one partition's events (all events of each of its users) and write its files;
     its summary (SUMMARY_COLUMNS)."""
     pairs = collapse_and_split(events, plan.rules)
+    if plan.ids is not None:
+        for name, index in ((USER_ID, USER_IDX), (ITEM_ID, ITEM_IDX)):
+            pairs = pairs.append_column(name, pc.take(plan.ids[name], pairs.column(index)))
     is_test = pc.equal(pairs.column(SPLIT), TEST).to_numpy(zero_copy_only=False)
     for name in (TRAIN, TEST):
         rows = pairs.filter(pa.array(is_test if name == TEST else ~is_test))
@@ -167,12 +188,13 @@ def _partition(batches: Iterable[pa.RecordBatch], plan: UserOutputs) -> Iterator
 
 
 def write_user_outputs(events: DataFrame, partitions: int, plan: UserOutputs) -> PassSummary:
-    """Hash complete, indexed `events` (EVENT_COLUMNS, the ids, and SPARK_RATING when DSSTNE values are
-    kept) by user index into `partitions` and write each partition's outputs (module docstring). The
-    folders are emptied first, so they never mix files of two attempts."""
+    """Hash complete, indexed `events` (EVENT_COLUMNS, the ids unless the plan has them by index, and
+    SPARK_RATING when DSSTNE values are kept) by user index into `partitions` and write each partition's
+    outputs (module docstring). The folders are emptied first, so they never mix files of two attempts."""
     for folder in (*plan.interactions.values(), plan.dsstne_input, plan.dsstne_output, plan.item_counts):
         storage.delete_tree(folder)
-    columns = [*EVENT_COLUMNS, *PAIR_IDS] + ([SPARK_RATING] if plan.dsstne_values else [])
+    columns = [*EVENT_COLUMNS, *(PAIR_IDS if plan.ids is None else ())]
+    columns += [SPARK_RATING] if plan.dsstne_values else []
     by_user = events.select(*columns).repartition(partitions, USER_IDX)
     spark = events.sparkSession
     shared = spark.sparkContext.broadcast(plan)

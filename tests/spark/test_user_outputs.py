@@ -3,6 +3,7 @@ lines and item counts, and the files agree with each other and with the summary 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from pathlib import Path
@@ -19,6 +20,7 @@ from glue.settings import DsstneTarget
 from glue.user_outputs import (
     INTERACTIONS_SCHEMA,
     UserOutputs,
+    ids_by_index,
     write_empty_split,
     write_partition,
     write_user_outputs,
@@ -186,3 +188,33 @@ def test_an_empty_split_still_has_a_readable_file(tmp_path) -> None:
     table = pq.read_table(tmp_path / "split=test")
     assert table.num_rows == 0
     assert table.schema.equals(INTERACTIONS_SCHEMA)
+
+
+def test_ids_by_index_give_the_same_files_as_ids_carried_by_the_events(spark, tmp_path) -> None:
+    events = spark.createDataFrame(_rows(500), EVENT_SCHEMA)
+    users = spark.createDataFrame(
+        [(f"u,{k}", k) for k in reversed(range(50))], "user_id string, user_idx long"
+    )
+    items = spark.createDataFrame([(f"i:{k}", k) for k in range(40)], "item_id string, item_idx long")
+    ids = {
+        "user_id": ids_by_index(users, "user_id", "user_idx"),
+        "item_id": ids_by_index(items, "item_id", "item_idx"),
+    }
+    assert ids["user_id"].to_pylist()[:3] == ["u,0", "u,1", "u,2"]
+    carried = _plan(str(tmp_path / "carried"))
+    looked_up = dataclasses.replace(_plan(str(tmp_path / "looked_up")), ids=ids)
+    write_user_outputs(events, 3, carried)
+    write_user_outputs(events.drop("user_id", "item_id"), 3, looked_up)
+    for folder in ("split=train", "split=test", "dsstne_in", "dsstne_out", "counts"):
+        mine = sorted(p.name for p in (tmp_path / "carried" / folder).iterdir())
+        assert mine == sorted(p.name for p in (tmp_path / "looked_up" / folder).iterdir())
+        for name in mine:
+            assert (tmp_path / "carried" / folder / name).read_bytes() == (
+                tmp_path / "looked_up" / folder / name
+            ).read_bytes()
+
+
+def test_ids_by_index_refuses_a_map_with_gaps(spark) -> None:
+    gappy = spark.createDataFrame([("a", 0), ("b", 2)], "user_id string, user_idx long")
+    with pytest.raises(ValueError, match="not 0 … 1"):
+        ids_by_index(gappy, "user_id", "user_idx")
