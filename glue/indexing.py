@@ -19,6 +19,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -137,3 +138,16 @@ def stable_index(
         .select(id_col, (F.col("_base") + F.col("_offset") + F.col("_rank")).cast("long").alias(idx_col))
     )
     return old.withColumn(IS_NEW, F.lit(False)).unionByName(numbered.withColumn(IS_NEW, F.lit(True)))
+
+
+def ids_by_index(ids: DataFrame, id_col: str, idx_col: str) -> pa.Array:
+    """A map's ids as one array, the id of index k at position k (the indices are 0 … n-1, as
+    `stable_index` numbers them), collected to the driver through Arrow."""
+    spark = ids.sparkSession
+    with session_conf(spark, ARROW), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyspark 3.5's pandas conversion warns about pandas' own API
+        frame = ids.select(id_col, idx_col).toPandas()
+    order = np.argsort(frame[idx_col].to_numpy(), kind="stable")
+    if not np.array_equal(frame[idx_col].to_numpy()[order], np.arange(len(frame))):
+        raise ValueError(f"the {id_col} map's indices are not 0 … {len(frame) - 1}")
+    return pa.array(frame[id_col].to_numpy()[order], pa.string())

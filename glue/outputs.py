@@ -76,9 +76,10 @@ def is_complete(run_root: str) -> bool:
 
 def write_parquet(df: DataFrame, uri: str) -> DataFrame:
     """Write `df` and return the written table read back: later steps start from the stored rows, so
-    nothing upstream is computed twice and every output agrees with what was stored."""
+    nothing upstream is computed twice and every output agrees with what was stored. The schema is the
+    one just written, so reading it back starts no job to infer it from the files."""
     df.write.mode("overwrite").parquet(uri)
-    return df.sparkSession.read.parquet(uri)
+    return df.sparkSession.read.schema(df.schema).parquet(uri)
 
 
 def write_lines(df: DataFrame, uri: str) -> None:

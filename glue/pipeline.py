@@ -26,7 +26,7 @@ from glue.features import (
     item_category_names,
 )
 from glue.fm_channel import ChannelPlan, collect_item_categories, partitions_for, write_channels
-from glue.indexing import IS_NEW, check_map, stable_index
+from glue.indexing import IS_NEW, check_map, ids_by_index, stable_index
 from glue.manifest import build_manifest
 from glue.readers import ATTRIBUTES, InputError, Inputs
 from glue.sampling import collect_ranges, item_ranges
@@ -54,7 +54,6 @@ from glue.transforms import (
 from glue.user_outputs import (
     PassSummary,
     UserOutputs,
-    ids_by_index,
     write_empty_split,
     write_user_outputs,
 )

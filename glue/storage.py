@@ -1,9 +1,9 @@
-"""The few file operations Spark's writers do not cover: small JSON files, binary shards, clean-up.
+"""The file operations Spark's writers do not cover: files written by executors' Python (the per-user
+pass's Parquet and text parts, recordIO shards), small JSON files from the driver, reads, clean-up.
 
-Paths are local (the local runner, tests) or `s3://bucket/key` (Glue). Spark writes Parquet and text
-itself; this module writes what it cannot (recordIO shards from executors, manifest.json from the driver).
-S3 goes through boto3, imported only when an `s3://` URI is used: Glue provides it, and the local runner
-never needs it.
+Paths are local (the local runner, tests) or `s3://bucket/key` (Glue). Spark itself writes only the small
+tables (maps, popularity). S3 goes through boto3, imported only when an `s3://` URI is used: Glue
+provides it, and the local runner never needs it.
 """
 
 from __future__ import annotations

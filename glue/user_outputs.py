@@ -17,7 +17,6 @@ driver collects one summary row per partition, nothing else.
 from __future__ import annotations
 
 import io
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -31,7 +30,6 @@ from pyspark.sql import DataFrame
 from glue import storage
 from glue.arrow_partition import partition_table
 from glue.dsstne_arrow import SPARK_RATING, user_lines
-from glue.indexing import ARROW
 from glue.settings import DsstneTarget
 from glue.spark_conf import session_conf
 from glue.transforms import EVENTS, ITEM_IDX, LABEL, SPLIT, TEST, TRAIN, USER_IDX
@@ -112,19 +110,6 @@ def write_empty_split(folder: str) -> None:
     _write_parquet(INTERACTIONS_SCHEMA.empty_table(), folder, part_name(0, ".parquet"))
 
 
-def ids_by_index(ids: DataFrame, id_col: str, idx_col: str) -> pa.Array:
-    """A map's ids as one array, the id of index k at position k (the indices are 0 … n-1: `glue.indexing`),
-    collected to the driver through Arrow."""
-    spark = ids.sparkSession
-    with session_conf(spark, ARROW), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pyspark 3.5's pandas conversion warns about pandas' own API
-        frame = ids.select(id_col, idx_col).toPandas()
-    order = np.argsort(frame[idx_col].to_numpy(), kind="stable")
-    if not np.array_equal(frame[idx_col].to_numpy()[order], np.arange(len(frame))):
-        raise ValueError(f"the {id_col} map's indices are not 0 … {len(frame) - 1}")
-    return pa.array(frame[id_col].to_numpy()[order], pa.string())
-
-
 def item_counts(pairs: pa.Table) -> pa.Table:
     """Per item of `pairs`: pairs, positives, train pairs, train positives (ITEM_COUNTS)."""
     items = pairs.column(ITEM_IDX).to_numpy()
@@ -156,10 +141,11 @@ def write_partition(events: pa.Table, partition: int, plan: UserOutputs) -> dict
     train = pairs.filter(pa.array(~is_test))
     if train.num_rows:
         lines_in = user_lines(train, plan.dsstne_values, positives_only=False)
-        _write_lines(lines_in, plan.dsstne_input, part_name(partition, ".txt"))
+        lines_out = lines_in  # target "all": the output dataset is the input's lines
         if plan.dsstne_target is not DsstneTarget.ALL:
-            lines_in = user_lines(train, plan.dsstne_values, positives_only=True)
-        _write_lines(lines_in, plan.dsstne_output, part_name(partition, ".txt"))
+            lines_out = user_lines(train, plan.dsstne_values, positives_only=True)
+        _write_lines(lines_in, plan.dsstne_input, part_name(partition, ".txt"))
+        _write_lines(lines_out, plan.dsstne_output, part_name(partition, ".txt"))
     if pairs.num_rows:
         _write_parquet(item_counts(pairs), plan.item_counts, part_name(partition, ".parquet"))
     users = pairs.column(USER_IDX).to_numpy()

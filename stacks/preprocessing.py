@@ -44,7 +44,7 @@ configuration when logs are encrypted; no prop chooses them."""
 
 _BIGINT, _STRING, _DOUBLE = glue.Schema.BIG_INT, glue.Schema.STRING, glue.Schema.DOUBLE
 _INT, _BOOLEAN = glue.Schema.INTEGER, glue.Schema.BOOLEAN
-# Columns of the run outputs, as glue/pipeline.py and glue/transforms.py write them.
+# Columns of the run outputs, as glue/ writes them (interactions: glue.user_outputs.INTERACTIONS_SCHEMA).
 TABLES: Mapping[str, tuple[str, Mapping[str, glue.Type]]] = {
     "interactions": (
         contracts.RUN_INTERACTIONS_DIR,

@@ -16,11 +16,11 @@ from pyspark.sql import functions as F
 
 from glue import storage
 from glue.fm_channel import read_pairs
+from glue.indexing import ids_by_index
 from glue.settings import DsstneTarget
 from glue.user_outputs import (
     INTERACTIONS_SCHEMA,
     UserOutputs,
-    ids_by_index,
     write_empty_split,
     write_partition,
     write_user_outputs,
@@ -218,3 +218,12 @@ def test_ids_by_index_refuses_a_map_with_gaps(spark) -> None:
     gappy = spark.createDataFrame([("a", 0), ("b", 2)], "user_id string, user_idx long")
     with pytest.raises(ValueError, match="not 0 … 1"):
         ids_by_index(gappy, "user_id", "user_idx")
+
+
+def test_the_glue_catalog_table_declares_the_written_columns() -> None:
+    from stacks.preprocessing import TABLES
+
+    arrow_to_glue = {pa.int64(): "bigint", pa.int32(): "int", pa.string(): "string", pa.float64(): "double"}
+    _, columns = TABLES["interactions"]
+    declared = {name: column.input_string for name, column in columns.items()}
+    assert declared == {field.name: arrow_to_glue[field.type] for field in INTERACTIONS_SCHEMA}
