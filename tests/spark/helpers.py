@@ -1,8 +1,12 @@
-"""Small builders shared by the spark tests: raw input rows in the readers' column layout."""
+"""Small builders shared by the spark tests: raw input rows in the readers' column layout, moto's S3."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import pytest
 
 from glue.readers import Inputs
 
@@ -40,3 +44,23 @@ def inputs(
         catalog=catalog(spark, items) if items is not None else None,
         source_files=("transactions/t.csv",),
     )
+
+
+@contextmanager
+def mock_s3(monkeypatch: pytest.MonkeyPatch, bucket: str) -> Iterator[Any]:
+    """moto's S3 holding one empty bucket, with a region and dummy credentials for boto3 (no AWS is
+    reached); yields an S3 client."""
+    moto = pytest.importorskip("moto")
+    import boto3
+
+    for name, value in (
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "x"),
+        ("AWS_SECRET_ACCESS_KEY", "x"),
+    ):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with moto.mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=bucket)
+        yield client

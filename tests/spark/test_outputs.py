@@ -21,7 +21,7 @@ from glue.settings import DsstneTarget, PreprocessSettings
 from glue.transforms import PLACEHOLDER_TITLE
 from recsys import contracts
 from recsys.recordio import read_sparse_records
-from tests.spark.helpers import inputs, tx
+from tests.spark.helpers import inputs, mock_s3, tx
 from training.dsstne.generate import parse_line
 
 USERS_A = ["u,1", "u\t2", "u:3", "ü 4", "plus+5", "heavy"]
@@ -256,18 +256,7 @@ def test_an_empty_input_fails_clearly_and_writes_nothing(spark, tmp_path, rows) 
 
 
 def test_storage_on_s3(tmp_path, monkeypatch) -> None:
-    moto = pytest.importorskip("moto")
-    import boto3
-
-    for name, value in (
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "x"),
-        ("AWS_SECRET_ACCESS_KEY", "x"),
-    ):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with moto.mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="bucket-x")
+    with mock_s3(monkeypatch, "bucket-x") as s3:
         storage.write_text("s3://bucket-x/run/manifest.json", "{}")
         assert storage.read_text("s3://bucket-x/run/manifest.json") == "{}"
         assert storage.read_text("s3://bucket-x/run/missing.json") is None
@@ -289,9 +278,7 @@ def test_storage_on_s3(tmp_path, monkeypatch) -> None:
             fail_half_way()
         assert storage.read_bytes("s3://bucket-x/run/failed/half.txt") is None  # nothing half-written
         storage.delete_tree("s3://bucket-x/run")
-        assert "Contents" not in boto3.client("s3", region_name="us-east-1").list_objects_v2(
-            Bucket="bucket-x"
-        )
+        assert "Contents" not in s3.list_objects_v2(Bucket="bucket-x")
 
 
 def test_tx_helper(spark) -> None:

@@ -26,6 +26,7 @@ from glue.user_outputs import (
     write_user_outputs,
 )
 from glue.user_pass import PairRules
+from tests.spark.helpers import mock_s3
 
 RULES = PairRules(4.0, ("purchase", "view"), 0.2, 2)
 EVENT_SCHEMA = (
@@ -147,22 +148,11 @@ def test_positive_target_with_values(spark, tmp_path) -> None:
     assert summary.totals["train"] == len(train)
 
 
-def test_a_partition_writes_to_s3(tmp_path, monkeypatch) -> None:
-    moto = pytest.importorskip("moto")
-    import boto3
-
-    for name, value in (
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "x"),
-        ("AWS_SECRET_ACCESS_KEY", "x"),
-    ):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def test_a_partition_writes_to_s3(monkeypatch) -> None:
     columns = [c.split()[0] for c in EVENT_SCHEMA.split(", ")]
     rows = _rows(200)
     events = pa.table({name: [r[k] for r in rows] for k, name in enumerate(columns)})
-    with moto.mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="curated")
+    with mock_s3(monkeypatch, "curated"):
         plan = _plan("s3://curated/runs/r1/")
         summary = write_partition(events, 7, plan)
         pairs = read_pairs({split: plan.interaction_file(split, 7) for split in ("train", "test")})
@@ -170,16 +160,9 @@ def test_a_partition_writes_to_s3(tmp_path, monkeypatch) -> None:
         counts = storage.read_bytes(storage.join(plan.item_counts, "part-00007.parquet"))
     assert pairs.num_rows == summary["pairs"]
     assert pairs.column("split").to_pylist().count("test") == summary["test"]
+    train_users = {r["user_idx"] for r in pairs.to_pylist() if r["split"] == "train"}
     assert lines is not None
-    assert len(lines.splitlines()) == len(
-        {
-            u
-            for u, s in zip(
-                pairs.column("user_idx").to_pylist(), pairs.column("split").to_pylist(), strict=True
-            )
-            if s == "train"
-        }
-    )
+    assert len(lines.splitlines()) == len(train_users)
     assert counts is not None
 
 
