@@ -3,8 +3,10 @@
 - `settings`: the knobs (split, labels, negative sampling) as one typed object.
 - `readers`: the curated ingest Parquet layout, or canonical / MovieLens CSVs, into normalised DataFrames.
 - `transforms`: cleaning, the catalog view, popularity (pure DataFrame → DataFrame).
-- `user_pass`: exact duplicates, the pair collapse, labels and the temporal split, in one Arrow pass per
-  user partition (`sort_keys` sorts its rows; `arrow_partition` hands a partition over as one table).
+- `user_pass`: exact duplicates, the pair collapse, labels and the temporal split of one user partition
+  (numpy; `sort_keys` sorts its rows); `user_outputs`: the pass that runs it on every partition and
+  writes each one's interactions, DSSTNE lines and item counts (`arrow_partition` hands a partition over
+  as one table).
 - `indexing`: contiguous ids that stay stable across runs; `sampling`: popularity-weighted negatives;
   `features`: FM feature rows and item categories.
 - `outputs`, `fm_channel`, `dsstne_text` (lines built by `dsstne_arrow`), `manifest`, `storage`: what a

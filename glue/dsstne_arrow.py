@@ -1,7 +1,7 @@
 """DSSTNE text lines from one partition's Arrow rows (numpy and pyarrow.compute, no Python loop per row).
 
 The text is the one `glue.dsstne_text` describes; this module only knows how to build it from a table that
-holds every row of each of its users, so a `mapInArrow` task can write its users' lines without a shuffle.
+holds every row of each of its users, so a task of the per-user pass writes its users' lines itself.
 The two places where Java's formatting must be reproduced exactly are here:
 
 - names: `java.net.URLEncoder` (UTF-8), which is what Spark's `url_encode` runs;
@@ -14,7 +14,6 @@ The two places where Java's formatting must be reproduced exactly are here:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from urllib.parse import quote_plus
 
@@ -22,11 +21,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from glue.arrow_partition import partition_table
 from glue.transforms import ITEM_IDX, LABEL, USER_IDX
 from recsys.csv_contract import ITEM_ID, RATING, TIMESTAMP, USER_ID
 
-LINE = "value"  # Spark's text writer takes one string column named `value`
 SPARK_RATING = "_rating_text"  # a rating Spark formatted itself (outside the range `java_double` covers)
 URL_SAFE = "^[A-Za-z0-9.*_-]*$"  # what java.net.URLEncoder leaves as it is
 JAVA_SHORTEST = (2.0**-1022, 2.0**53)  # |rating| range where `java_double` is Java's Double.toString
@@ -97,15 +94,6 @@ def user_lines(rows: pa.Table, values: bool, positives_only: bool) -> pa.Array:
     offsets = np.r_[0, np.cumsum(np.add.reduceat(kept.astype(np.int64), starts))].astype(np.int32)
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), elements(rows, values)), ":")
     return pc.binary_join_element_wise(names, joined, "\t")
-
-
-def partition_lines(
-    batches: Iterable[pa.RecordBatch], values: bool, positives_only: bool
-) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: the lines of this partition's users (it holds every row of each of them)."""
-    rows = partition_table(batches)
-    if rows is not None:
-        yield pa.RecordBatch.from_arrays([user_lines(rows, values, positives_only)], [LINE])
 
 
 def _column(rows: pa.Table, name: str) -> pa.Array:

@@ -5,6 +5,7 @@
         interactions/split=train/ …/split=test/           Parquet: one row per user–item pair
         fm/train/ fm/test/                                recordIO-protobuf shards (≤ 100 MB each)
         dsstne/input/ dsstne/output/                      DSSTNE text parts (`user<TAB>item:item:…`)
+        _scratch/                                         the per-user pass's item counts, while it runs
         stats.json                                        what cleaning dropped, sizes, timings
         manifest.json                                     written last: the run is complete
     <out>/runs/latest.json                                {"run_id": …}: the next run extends its maps
@@ -25,7 +26,6 @@ from glue import storage
 from recsys import contracts
 
 SCRATCH_DIR = "_scratch/"
-NO_SUCCESS_MARKER = "mapreduce.fileoutputcommitter.marksuccessfuljobs"  # a Hadoop option, set per write
 
 
 @dataclass(frozen=True)
@@ -80,19 +80,6 @@ def write_parquet(df: DataFrame, uri: str) -> DataFrame:
     one just written, so reading it back starts no job to infer it from the files."""
     df.write.mode("overwrite").parquet(uri)
     return df.sparkSession.read.schema(df.schema).parquet(uri)
-
-
-def write_lines(df: DataFrame, uri: str) -> None:
-    """One text line per row of the single string column `value`, in `part-*.txt` files (LF line ends).
-
-    The folder holds the part files only (no `_SUCCESS`, and no `.crc` side files on a local disk), so a
-    reader that takes every file of the folder, as generateNetCDF `-i` does, reads nothing else.
-    """
-    writer = df.write.mode("overwrite").option("lineSep", "\n")
-    writer.option(NO_SUCCESS_MARKER, "false").text(uri)
-    if not storage.is_s3(uri):
-        for checksum in storage.local_path(uri).glob(".*.crc"):
-            checksum.unlink()
 
 
 def write_json(uri: str, payload: dict[str, Any]) -> None:
