@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import Row
 from pyspark.sql import functions as F
 
+from glue.dsstne_arrow import SPARK_RATING
 from glue.settings import DsstneTarget
 from glue.transforms import drop_incomplete, normalise_transactions
 from glue.user_outputs import PassSummary, UserOutputs, write_user_outputs
@@ -261,3 +262,21 @@ def test_random_events_follow_the_rules_on_any_partitioning(spark, tmp_path) -> 
         assert all((r.user_id, r.item_id) == (f"u{r.user_idx}", f"i{r.item_idx}") for r in got_rows)
         assert summary.totals["pairs"] == len(expected)
         assert summary.totals["events"] == sum(events for _, _, _, events, _, _ in expected.values())
+
+
+def test_ids_and_spark_rating_text_come_along_with_their_pair() -> None:
+    table = _event_table([0, 0, 0, 0, 1], [5, 5, 5, 6, 5], [10, 20, 30, 10, 10])
+    table = table.set_column(3, "rating", pa.array([1e300, 2e-320, None, None, None], pa.float64()))
+    table = table.append_column("user_id", pa.array(["u0", "u0", "u0", "u0", "u1"]))
+    table = table.append_column("item_id", pa.array(["i5", "i5", "i5", "i6", "i5"]))
+    table = table.append_column(SPARK_RATING, pa.array(["1.0E300", "2.0E-320", None, None, None]))
+    pairs = {(r["user_id"], r["item_id"]): r for r in collapse_and_split(table, RULES).to_pylist()}
+    assert set(pairs) == {("u0", "i5"), ("u0", "i6"), ("u1", "i5")}
+    latest_rated = pairs["u0", "i5"]  # rated at 10 and 20, viewed unrated at 30
+    assert (latest_rated["rating"], latest_rated[SPARK_RATING], latest_rated["timestamp"]) == (
+        2e-320,
+        "2.0E-320",
+        30,
+    )
+    assert pairs["u0", "i6"][SPARK_RATING] is None
+    assert (pairs["u1", "i5"]["user_idx"], pairs["u1", "i5"]["item_idx"]) == (1, 5)
