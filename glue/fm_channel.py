@@ -221,10 +221,12 @@ def read_pairs(files: Mapping[str, str]) -> pa.Table:
     """The (USER_IDX, ITEM_IDX, LABEL, SPLIT) rows of one partition's interaction files (split → file)."""
     tables = []
     for split, uri in files.items():
+        source: Any = storage.local_path(uri)
         if storage.is_s3(uri):
-            source: Any = pa.BufferReader(storage.read_bytes(uri) or b"")
-        else:
-            source = storage.local_path(uri)
+            body = storage.read_bytes(uri)
+            if body is None:
+                raise FileNotFoundError(f"{uri}: an interactions file the per-user pass reported is missing")
+            source = pa.BufferReader(body)
         table = pq.read_table(source, columns=[USER_IDX, ITEM_IDX, LABEL])
         tables.append(table.append_column(SPLIT, pa.repeat(pa.scalar(split, pa.string()), table.num_rows)))
     return pa.concat_tables(tables)

@@ -66,6 +66,13 @@ def check_map(previous: DataFrame, id_col: str, idx_col: str) -> int:
     return int(rows)
 
 
+def _to_pandas(df: DataFrame) -> pd.DataFrame:
+    """A small DataFrame on the driver, through Arrow."""
+    with session_conf(df.sparkSession, ARROW), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyspark 3.5's pandas conversion warns about pandas' own API
+        return df.toPandas()
+
+
 def _number_on_driver(
     rows: pd.DataFrame, old: DataFrame, id_col: str, idx_col: str, previous_empty: bool
 ) -> DataFrame:
@@ -118,9 +125,7 @@ def stable_index(
 
     bucketed = new.withColumn("_bucket", F.pmod(F.xxhash64(F.col(id_col)), F.lit(BUCKETS)))
     if driver_max > 0 and new.count() <= driver_max:
-        with session_conf(spark, ARROW), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pyspark 3.5's pandas conversion warns about pandas' own API
-            small = bucketed.toPandas()
+        small = _to_pandas(bucketed)
         numbered = _number_on_driver(small, old, id_col, idx_col, previous_empty)
         return old.withColumn(IS_NEW, F.lit(False)).unionByName(numbered.withColumn(IS_NEW, F.lit(True)))
     within = bucketed.withColumn(
@@ -143,10 +148,7 @@ def stable_index(
 def ids_by_index(ids: DataFrame, id_col: str, idx_col: str) -> pa.Array:
     """A map's ids as one array, the id of index k at position k (the indices are 0 … n-1, as
     `stable_index` numbers them), collected to the driver through Arrow."""
-    spark = ids.sparkSession
-    with session_conf(spark, ARROW), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pyspark 3.5's pandas conversion warns about pandas' own API
-        frame = ids.select(id_col, idx_col).toPandas()
+    frame = _to_pandas(ids.select(id_col, idx_col))
     order = np.argsort(frame[idx_col].to_numpy(), kind="stable")
     if not np.array_equal(frame[idx_col].to_numpy()[order], np.arange(len(frame))):
         raise ValueError(f"the {id_col} map's indices are not 0 … {len(frame) - 1}")

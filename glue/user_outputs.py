@@ -133,12 +133,12 @@ def write_partition(events: pa.Table, partition: int, plan: UserOutputs) -> dict
         for name, index in ((USER_ID, USER_IDX), (ITEM_ID, ITEM_IDX)):
             pairs = pairs.append_column(name, pc.take(plan.ids[name], pairs.column(index)))
     is_test = pc.equal(pairs.column(SPLIT), TEST).to_numpy(zero_copy_only=False)
-    for name in (TRAIN, TEST):
-        rows = pairs.filter(pa.array(is_test if name == TEST else ~is_test))
+    splits = {TRAIN: pairs.filter(pa.array(~is_test)), TEST: pairs.filter(pa.array(is_test))}
+    for name, rows in splits.items():
         if rows.num_rows:
             table = rows.select(INTERACTIONS_SCHEMA.names).cast(INTERACTIONS_SCHEMA)
             _write_parquet(table, plan.interactions[name], part_name(partition, ".parquet"))
-    train = pairs.filter(pa.array(~is_test))
+    train = splits[TRAIN]
     if train.num_rows:
         lines_in = user_lines(train, plan.dsstne_values, positives_only=False)
         lines_out = lines_in  # target "all": the output dataset is the input's lines
