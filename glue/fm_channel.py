@@ -26,7 +26,6 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import scipy.sparse as sp
 from pyspark.sql import DataFrame, SparkSession
 
@@ -221,13 +220,7 @@ def read_pairs(files: Mapping[str, str]) -> pa.Table:
     """The (USER_IDX, ITEM_IDX, LABEL, SPLIT) rows of one partition's interaction files (split → file)."""
     tables = []
     for split, uri in files.items():
-        source: Any = storage.local_path(uri)
-        if storage.is_s3(uri):
-            body = storage.read_bytes(uri)
-            if body is None:
-                raise FileNotFoundError(f"{uri}: an interactions file the per-user pass reported is missing")
-            source = pa.BufferReader(body)
-        table = pq.read_table(source, columns=[USER_IDX, ITEM_IDX, LABEL])
+        table = storage.read_parquet(uri, columns=[USER_IDX, ITEM_IDX, LABEL])
         tables.append(table.append_column(SPLIT, pa.repeat(pa.scalar(split, pa.string()), table.num_rows)))
     return pa.concat_tables(tables)
 

@@ -18,11 +18,14 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from glue import spark_hash as sh
 from glue.spark_conf import session_conf
 
 BUCKETS = 1024  # fixed: part of what makes the numbering reproducible
@@ -73,21 +76,36 @@ def _to_pandas(df: DataFrame) -> pd.DataFrame:
         return df.toPandas()
 
 
+def to_arrow(df: DataFrame, schema: pa.Schema) -> pa.Table:
+    """A small DataFrame on the driver as an Arrow table of `schema` (its columns, by name)."""
+    frame = _to_pandas(df.select(*schema.names))
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+
+
+def numbering_order(ids: pa.Array) -> npt.NDArray[np.int64]:
+    """Positions of `ids` (distinct, no nulls) in the order new ids are numbered: by hash bucket
+    pmod(xxhash64(id), BUCKETS), then by id as UTF-8 bytes (Spark's string order), as the distributed
+    path below numbers them."""
+    buckets = sh.pmod(sh.hash_strings(ids), BUCKETS) if len(ids) else np.zeros(0, np.int64)
+    table = pa.table({"bucket": buckets, "id": ids, "row": np.arange(len(ids), dtype=np.int64)})
+    ordered = table.sort_by([("bucket", "ascending"), ("id", "ascending")])
+    return np.asarray(ordered.column("row").to_numpy(), dtype=np.int64)
+
+
 def _number_on_driver(
-    rows: pd.DataFrame, old: DataFrame, id_col: str, idx_col: str, previous_empty: bool
+    new: DataFrame, old: DataFrame, id_col: str, idx_col: str, previous_empty: bool
 ) -> DataFrame:
-    """The numbering of the distributed path below, for a few new ids collected to the driver: by (bucket,
-    id), ids compared as Spark compares strings (UTF-8 bytes, the order of code points), after the old
-    maximum."""
+    """The numbering of the distributed path below, for a few new ids collected to the driver, after the
+    old maximum."""
     base = 0
     if not previous_empty:
         top = old.agg(F.max(idx_col).alias("_top")).first()
         base = int(top["_top"]) + 1 if top is not None and top["_top"] is not None else 0
-    ordered = rows.sort_values(["_bucket", id_col], kind="stable")  # Python str order: code points
+    ids = to_arrow(new, pa.schema([(id_col, pa.string())])).column(id_col).combine_chunks()
     table = pd.DataFrame(
         {
-            id_col: pd.Series(ordered[id_col].to_numpy(), dtype=object),
-            idx_col: np.arange(base, base + len(ordered), dtype=np.int64),
+            id_col: pd.Series(pc.take(ids, pa.array(numbering_order(ids))).to_pylist(), dtype=object),
+            idx_col: np.arange(base, base + len(ids), dtype=np.int64),
         }
     )
     spark = old.sparkSession
@@ -123,11 +141,10 @@ def stable_index(
     new = distinct.join(old.select(id_col), on=id_col, how="left_anti")
     base = old.agg(F.coalesce(F.max(idx_col) + 1, F.lit(0)).alias("_base"))
 
-    bucketed = new.withColumn("_bucket", F.pmod(F.xxhash64(F.col(id_col)), F.lit(BUCKETS)))
     if driver_max > 0 and new.count() <= driver_max:
-        small = _to_pandas(bucketed)
-        numbered = _number_on_driver(small, old, id_col, idx_col, previous_empty)
+        numbered = _number_on_driver(new, old, id_col, idx_col, previous_empty)
         return old.withColumn(IS_NEW, F.lit(False)).unionByName(numbered.withColumn(IS_NEW, F.lit(True)))
+    bucketed = new.withColumn("_bucket", F.pmod(F.xxhash64(F.col(id_col)), F.lit(BUCKETS)))
     within = bucketed.withColumn(
         "_rank", F.row_number().over(Window.partitionBy("_bucket").orderBy(F.col(id_col))) - 1
     )

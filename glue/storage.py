@@ -1,22 +1,26 @@
 """The file operations Spark's writers do not cover: files written by executors' Python (the per-user
-pass's Parquet and text parts, recordIO shards), small JSON files from the driver, reads, clean-up.
+pass's Parquet and text parts, recordIO shards) and by the driver (small maps, JSON), reads, clean-up.
 
-Paths are local (the local runner, tests) or `s3://bucket/key` (Glue). Spark itself writes only the small
-tables (maps, popularity). S3 goes through boto3, imported only when an `s3://` URI is used: Glue
-provides it, and the local runner never needs it.
+Paths are local (the local runner, tests) or `s3://bucket/key` (Glue). Spark itself writes only tables
+too large for the driver (maps beyond `glue.maps.DRIVER_MAPS_MAX`) and the popularity. S3 goes through
+boto3, imported only when an `s3://` URI is used: Glue provides it, and the local runner never needs it.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 S3_SCHEME = "s3://"
 FILE_SCHEME = "file://"
+PARQUET_COMPRESSION = "snappy"  # what Spark's writer uses
 
 
 def is_s3(uri: str) -> bool:
@@ -105,6 +109,22 @@ def files_for(folder: str) -> Iterator[Path]:
             put_file(path, join(folder, path.name))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def write_parquet(table: pa.Table, folder: str, name: str) -> None:
+    """One Parquet file `name` under `folder` (local or S3), compressed as Spark's writer does."""
+    with files_for(folder) as local:
+        pq.write_table(table, local / name, compression=PARQUET_COMPRESSION)
+
+
+def read_parquet(uri: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """One Parquet file (local or S3) that a pass wrote; a missing file is an error naming it."""
+    if not is_s3(uri):
+        return pq.read_table(local_path(uri), columns=columns)
+    body = read_bytes(uri)
+    if body is None:
+        raise FileNotFoundError(f"{uri}: a file an earlier pass reported writing is missing")
+    return pq.read_table(pa.BufferReader(body), columns=columns)
 
 
 def delete_tree(uri: str) -> None:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pyspark import TaskContext
 from pyspark.sql import DataFrame
 
@@ -52,7 +51,6 @@ INTERACTIONS_SCHEMA = pa.schema(  # interactions/split=*/ (the split is the fold
 ITEM_COUNTS = ("count", "positives", "train_count", "train_positives")
 SUMMARY_COLUMNS = ("events", "pairs", TRAIN, TEST, "test_users", "positives")
 SUMMARY_SCHEMA = "partition int, " + ", ".join(f"{c} long" for c in SUMMARY_COLUMNS)
-PARQUET_COMPRESSION = "snappy"  # what Spark's writer uses
 
 BY_USER_PASS = {
     # fewer, larger Arrow batches: a third less time handing 20M events to Python
@@ -82,6 +80,9 @@ class UserOutputs:
     def interaction_file(self, split: str, partition: int) -> str:
         return storage.join(self.interactions[split], part_name(partition, ".parquet"))
 
+    def item_count_file(self, partition: int) -> str:
+        return storage.join(self.item_counts, part_name(partition, ".parquet"))
+
 
 @dataclass(frozen=True)
 class PassSummary:
@@ -89,11 +90,6 @@ class PassSummary:
 
     totals: dict[str, int]
     splits: dict[int, tuple[str, ...]]  # partition → the splits it wrote an interactions file for
-
-
-def _write_parquet(table: pa.Table, folder: str, name: str) -> None:
-    with storage.files_for(folder) as local:
-        pq.write_table(table, local / name, compression=PARQUET_COMPRESSION)
 
 
 def _write_lines(lines: pa.Array, folder: str, name: str) -> None:
@@ -107,7 +103,7 @@ def _write_lines(lines: pa.Array, folder: str, name: str) -> None:
 
 def write_empty_split(folder: str) -> None:
     """A split without rows still gets a (row-less) file, so readers of its folder get an empty table."""
-    _write_parquet(INTERACTIONS_SCHEMA.empty_table(), folder, part_name(0, ".parquet"))
+    storage.write_parquet(INTERACTIONS_SCHEMA.empty_table(), folder, part_name(0, ".parquet"))
 
 
 def item_counts(pairs: pa.Table) -> pa.Table:
@@ -137,7 +133,7 @@ def write_partition(events: pa.Table, partition: int, plan: UserOutputs) -> dict
     for name, rows in splits.items():
         if rows.num_rows:
             table = rows.select(INTERACTIONS_SCHEMA.names).cast(INTERACTIONS_SCHEMA)
-            _write_parquet(table, plan.interactions[name], part_name(partition, ".parquet"))
+            storage.write_parquet(table, plan.interactions[name], part_name(partition, ".parquet"))
     train = splits[TRAIN]
     if train.num_rows:
         lines_in = user_lines(train, plan.dsstne_values, positives_only=False)
@@ -147,7 +143,7 @@ def write_partition(events: pa.Table, partition: int, plan: UserOutputs) -> dict
         _write_lines(lines_in, plan.dsstne_input, part_name(partition, ".txt"))
         _write_lines(lines_out, plan.dsstne_output, part_name(partition, ".txt"))
     if pairs.num_rows:
-        _write_parquet(item_counts(pairs), plan.item_counts, part_name(partition, ".parquet"))
+        storage.write_parquet(item_counts(pairs), plan.item_counts, part_name(partition, ".parquet"))
     users = pairs.column(USER_IDX).to_numpy()
     return {
         "events": int(pc.sum(pairs.column(EVENTS)).as_py() or 0),

@@ -93,14 +93,17 @@ def test_one_census_gives_the_quality_counts_and_the_ids_of_complete_rows(spark)
     census = id_census(normalise_transactions(raw))
     assert {r.user_id for r in census_ids(census, USERS, "user_id").collect()} == {"u1", "u2"}
     assert {r.item_id for r in census_ids(census, ITEMS, "item_id").collect()} == {"i1", "i2"}
-    assert _quality(census) == {
-        "rows": 7,
-        "missing_user_id": 2,
-        "missing_item_id": 2,
-        "missing_timestamp": 2,
-        "incomplete": 4,
-        "without_rating": 3,
-    }
+    assert _quality(census) == (
+        {
+            "rows": 7,
+            "missing_user_id": 2,
+            "missing_item_id": 2,
+            "missing_timestamp": 2,
+            "incomplete": 4,
+            "without_rating": 3,
+        },
+        {"user_id": 2, "item_id": 2},  # distinct ids of complete rows
+    )
 
 
 def test_numeric_parquet_columns_are_kept(spark) -> None:
