@@ -21,7 +21,6 @@ The rules, as the distributed path has them:
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -38,8 +37,6 @@ ITEM_VIEW_SCHEMA = pa.schema([*CATALOG_SCHEMA, (IN_CATALOG, pa.bool_())])
 ITEM_MAP_SCHEMA = pa.schema(
     [(ITEM_IDX, pa.int64()), (ITEM_ID, pa.string()), *list(ITEM_VIEW_SCHEMA)[1:], (IS_NEW, pa.bool_())]
 )
-
-I64 = npt.NDArray[np.int64]
 
 
 def _distinct(ids: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from glue import storage
@@ -277,6 +278,13 @@ def test_storage_on_s3(tmp_path, monkeypatch) -> None:
         with pytest.raises(RuntimeError):
             fail_half_way()
         assert storage.read_bytes("s3://bucket-x/run/failed/half.txt") is None  # nothing half-written
+        table = pa.table({"user_idx": pa.array([0, 1], pa.int64()), "user_id": ["a", "b,c"]})
+        written = "s3://bucket-x/run/user_map/part-00000.parquet"  # a map built on the driver
+        storage.write_parquet(table, "s3://bucket-x/run/user_map/", "part-00000.parquet")
+        assert storage.read_parquet(written).equals(table)
+        assert storage.read_parquet(written, ["user_id"]).column_names == ["user_id"]
+        with pytest.raises(FileNotFoundError, match=r"run/user_map/part-00001\.parquet"):
+            storage.read_parquet("s3://bucket-x/run/user_map/part-00001.parquet")
         storage.delete_tree("s3://bucket-x/run")
         assert "Contents" not in s3.list_objects_v2(Bucket="bucket-x")
 
