@@ -138,7 +138,8 @@ def _on_driver(
 
 
 def write_table(spark: SparkSession, table: pa.Table, folder: str) -> DataFrame:
-    """Write a map as one Parquet file and read it back with its schema (no job to infer it)."""
+    """Write a small table (a map, the popularity) as one Parquet file and read it back with its schema
+    (no job to infer it)."""
     storage.write_parquet(table, folder, MAP_FILE)
     ddl = ", ".join(f"`{f.name}` {_SPARK_TYPES[f.type]}" for f in table.schema)
     return spark.read.schema(ddl).parquet(folder)
