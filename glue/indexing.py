@@ -9,8 +9,9 @@ New ids are numbered without a global sort on one executor: ids are spread over 
 numbered by a window per bucket (ordered by id), and each bucket is shifted by the sizes of the buckets
 before it. Every step is a function of the set of new ids alone, so a recomputed or retried stage gives
 the same numbers. A run with few new ids (up to `DRIVER_NUMBERING_MAX`, e.g. ML-20M's 138k users) gets
-the same numbers on the driver instead: one collect, a sort, and no shuffles or window, which on a small
-cluster cost more than the numbering itself.
+the same numbers on the driver instead (`numbering_order`): one collect, a sort, and no shuffles or
+window, which on a small cluster cost more than the numbering itself. `glue.driver_maps` numbers the
+small maps with the same function.
 """
 
 from __future__ import annotations
