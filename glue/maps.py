@@ -43,7 +43,7 @@ from glue.transforms import (
 from recsys import contracts
 from recsys.csv_contract import CATEGORIES, ITEM_ID, TITLE, USER_ID
 
-DRIVER_MAPS_MAX = 2_000_000  # entries per map (and catalog rows) built on the driver at most (~1 GB there)
+DRIVER_MAPS_MAX = 2_000_000  # entries per map (and catalog rows) built on the driver at most (1.2 GB peak)
 BROADCAST_IDS = 2_000_000  # ids by index broadcast to the pass up to this size per map (~100 MB)
 MAP_FILE = "part-00000.parquet"
 _SPARK_TYPES = {pa.int64(): "bigint", pa.string(): "string", pa.bool_(): "boolean"}
