@@ -106,7 +106,7 @@ def local_session(driver_memory: str) -> tuple[Any, bool]:
 def run(args: argparse.Namespace) -> int:
     """Run the job locally; exit 2 with one line saying why when the inputs or settings are unusable."""
     from glue.indexing import IndexMapError
-    from glue.pipeline import RunExistsError, run_preprocess
+    from glue.pipeline import RunExistsError, run_preprocess, show_progress
     from glue.readers import InputError, read_csvs, read_ingest
     from glue.settings import DsstneTarget, PreprocessSettings, SettingsError, check_run_id
 
@@ -139,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     previous = args.previous_run
     if previous not in ("auto", "none"):
         previous = str(Path(previous).resolve())
+    show_progress()
     spark, created = local_session(args.driver_memory)
     try:
         if args.ingest:

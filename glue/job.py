@@ -18,7 +18,7 @@ from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
 from pyspark.context import SparkContext
 
 from glue.arguments import REQUIRED, parse_job_arguments, present_options
-from glue.pipeline import run_preprocess
+from glue.pipeline import run_preprocess, show_progress
 from glue.readers import read_ingest
 
 
@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv if argv is None else argv)
     resolved = getResolvedOptions(args, [*REQUIRED, *present_options(args)])
     arguments = parse_job_arguments(resolved)
+    show_progress()  # one line per stage in the job's log
     context = GlueContext(SparkContext.getOrCreate())
     spark = context.spark_session
     job = Job(context)

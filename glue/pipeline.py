@@ -7,6 +7,8 @@ all-invalid input fails with `EmptyInputError` and leaves no run folder behind.
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +53,7 @@ from recsys.csv_contract import ITEM_ID, TIMESTAMP, USER_ID
 
 PREVIOUS_AUTO = "auto"
 PREVIOUS_NONE = "none"
+LOG = logging.getLogger(__name__)
 
 
 class EmptyInputError(InputError):
@@ -72,19 +75,36 @@ class RunResult:
 
 @dataclass
 class _Clock:
-    """Seconds per stage, for stats.json."""
+    """Seconds per stage, for stats.json; each stage's end is logged with what it did (progress)."""
 
     started: float = field(default_factory=time.perf_counter)
     last: float = field(default_factory=time.perf_counter)
     stages: dict[str, float] = field(default_factory=dict)
 
-    def lap(self, name: str) -> None:
+    def lap(self, name: str, done: str) -> None:
         now = time.perf_counter()
         self.stages[name] = round(now - self.last, 3)
         self.last = now
+        LOG.info("%-8s %6.1f s  %s", name, self.stages[name], done)
 
     def total(self) -> float:
         return round(time.perf_counter() - self.started, 3)
+
+
+class _ToStderr(logging.Handler):
+    """Writes to the current `sys.stderr` (looked up per record, so a redirected stderr gets the lines)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr, flush=True)
+
+
+def show_progress() -> None:
+    """Print each stage's end on stderr (`recsys preprocess`, the Glue job's log); idempotent."""
+    if not any(isinstance(h, _ToStderr) for h in LOG.handlers):
+        handler = _ToStderr()
+        handler.setFormatter(logging.Formatter("%(asctime)s preprocess %(message)s", "%H:%M:%S"))
+        LOG.addHandler(handler)
+    LOG.setLevel(logging.INFO)
 
 
 def resolve_previous(out: str, previous: str) -> str | None:
@@ -162,11 +182,12 @@ def run_preprocess(
     census = id_census(raw).persist()
     quality, seen = _quality(census)
     events = drop_incomplete(raw)
-    clock.lap("clean")
+    clock.lap("clean", f"{quality['rows']:,} rows read, {quality['incomplete']:,} incomplete")
     storage.delete_tree(layout.root)  # leftovers of a failed attempt of this run id
     run_maps = build_maps(census, seen, inputs, previous_maps, previous_sizes, layout)
     census.unpersist()
-    clock.lap("index")
+    where = "on the driver" if run_maps.tables is not None else "as DataFrames"
+    clock.lap("index", f"{run_maps.sizes[USER_ID]:,} users, {run_maps.sizes[ITEM_ID]:,} items (maps {where})")
 
     rows = quality["rows"] - quality["incomplete"]
     partitions = max(
@@ -180,7 +201,11 @@ def run_preprocess(
     quality["events"] = sizes["events"]
     quality["pairs"] = sizes["pairs"]
     quality["repeat_events_collapsed"] = sizes["events"] - sizes["pairs"]
-    clock.lap("split")
+    clock.lap(
+        "split",
+        f"{sizes['pairs']:,} interactions ({sizes[TRAIN]:,} train, {sizes[TEST]:,} test) in {partitions} "
+        "partitions; DSSTNE text written",
+    )
 
     item_side = build_item_tables(
         run_maps,
@@ -199,7 +224,10 @@ def run_preprocess(
             write_empty_split(plan.interactions[name])
     feature_layout = FeatureLayout(counts["users"], counts["items"], item_side.n_categories)
     counts["categories"] = item_side.n_categories
-    clock.lap("features")
+    clock.lap(
+        "features",
+        f"popularity, {item_side.n_categories} categories; feature_dim {feature_layout.feature_dim:,}",
+    )
 
     channel_plan = ChannelPlan(
         uris={TRAIN: layout.path(contracts.RUN_FM_TRAIN_DIR), TEST: layout.path(contracts.RUN_FM_TEST_DIR)},
@@ -213,7 +241,7 @@ def run_preprocess(
     channels = write_channels(events.sparkSession, _interaction_files(written, plan), channel_plan)
     counts["fm_train_records"] = channels[TRAIN].records
     counts["fm_test_records"] = channels[TEST].records
-    clock.lap("fm")
+    clock.lap("fm", f"{channels[TRAIN].records:,} train and {channels[TEST].records:,} test records")
 
     negatives = {}
     for name, channel in channels.items():

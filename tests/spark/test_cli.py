@@ -45,6 +45,7 @@ def sample_run(spark, sample_dir, tmp_path_factory) -> dict[str, Any]:
         "out": out,
         "run": run,
         "stdout": stdout,
+        "stderr": stderr,
         "manifest": json.loads((run / "manifest.json").read_text()),
     }
 
@@ -59,6 +60,9 @@ def test_the_sample_runs_end_to_end(sample_run) -> None:
     assert abs(counts["test"] / counts["interactions"] - 0.2) < 0.005
     assert manifest["feature_dim"] == 610 + 9742 + 19
     assert "610 users" in sample_run["stdout"]
+    progress = [line.split()[2:4] for line in sample_run["stderr"].splitlines() if " preprocess " in line]
+    assert [stage for stage, _ in progress] == ["clean", "index", "split", "features", "fm"]  # one per stage
+    assert "100,836 interactions" in sample_run["stderr"]
 
 
 def test_the_sample_fm_test_channel_reads_back(sample_run) -> None:
