@@ -127,11 +127,3 @@ def item_map(view: pa.Table, previous: pa.Table | None) -> pa.Table:
         {ITEM_IDX: ids.column(ITEM_IDX), ITEM_ID: ids.column(ITEM_ID), **taken, IS_NEW: ids.column(IS_NEW)}
     )
     return table.cast(ITEM_MAP_SCHEMA)
-
-
-def ids_by_index(table: pa.Table, id_col: str, idx_col: str) -> pa.Array:
-    """A map's ids, the id of index k at position k (the map is by index and its indices are 0 … n-1)."""
-    indices = np.asarray(table.column(idx_col).to_numpy(), dtype=np.int64)
-    if not np.array_equal(indices, np.arange(len(indices))):
-        raise ValueError(f"the {id_col} map's indices are not 0 … {len(indices) - 1} in order")
-    return table.column(id_col).combine_chunks().cast(pa.string())

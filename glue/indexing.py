@@ -166,8 +166,14 @@ def stable_index(
 def ids_by_index(ids: DataFrame, id_col: str, idx_col: str) -> pa.Array:
     """A map's ids as one array, the id of index k at position k (the indices are 0 … n-1, as
     `stable_index` numbers them), collected to the driver through Arrow."""
-    frame = _to_pandas(ids.select(id_col, idx_col))
-    order = np.argsort(frame[idx_col].to_numpy(), kind="stable")
-    if not np.array_equal(frame[idx_col].to_numpy()[order], np.arange(len(frame))):
-        raise ValueError(f"the {id_col} map's indices are not 0 … {len(frame) - 1}")
-    return pa.array(frame[id_col].to_numpy()[order], pa.string())
+    table = to_arrow(ids, pa.schema([(id_col, pa.string()), (idx_col, pa.int64())]))
+    return ids_in_index_order(table.sort_by(idx_col), id_col, idx_col)
+
+
+def ids_in_index_order(table: pa.Table, id_col: str, idx_col: str) -> pa.Array:
+    """The ids of a map held in index order (a map built on the driver, or one just sorted), checking that
+    its indices are 0 … n-1."""
+    indices = np.asarray(table.column(idx_col).to_numpy(), dtype=np.int64)
+    if not np.array_equal(indices, np.arange(len(indices))):
+        raise ValueError(f"the {id_col} map's indices are not 0 … {len(indices) - 1}")
+    return table.column(id_col).combine_chunks().cast(pa.string())

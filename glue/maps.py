@@ -24,7 +24,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from glue import driver_maps, outputs, storage
-from glue.indexing import DRIVER_NUMBERING_MAX, IS_NEW, ids_by_index, stable_index, to_arrow
+from glue.indexing import (
+    DRIVER_NUMBERING_MAX,
+    IS_NEW,
+    ids_by_index,
+    ids_in_index_order,
+    stable_index,
+    to_arrow,
+)
 from glue.readers import ATTRIBUTES, Inputs
 from glue.transforms import (
     ID,
@@ -65,8 +72,8 @@ class RunMaps:
             return None
         if self.tables is not None:
             return {
-                USER_ID: driver_maps.ids_by_index(self.tables[USER_ID], USER_ID, USER_IDX),
-                ITEM_ID: driver_maps.ids_by_index(self.tables[ITEM_ID], ITEM_ID, ITEM_IDX),
+                USER_ID: ids_in_index_order(self.tables[USER_ID], USER_ID, USER_IDX),
+                ITEM_ID: ids_in_index_order(self.tables[ITEM_ID], ITEM_ID, ITEM_IDX),
             }
         return {
             USER_ID: ids_by_index(self.users, USER_ID, USER_IDX),

@@ -14,7 +14,7 @@ import pytest
 
 from glue import driver_maps
 from glue import spark_hash as sh
-from glue.indexing import numbering_order
+from glue.indexing import ids_in_index_order, numbering_order
 from glue.maps import build_maps
 from glue.outputs import PreviousMaps, RunLayout
 from glue.pipeline import _quality
@@ -172,4 +172,4 @@ def test_extend_keeps_every_old_entry_and_numbers_only_new_ids() -> None:
 def test_ids_by_index_refuses_a_map_out_of_order() -> None:
     table = pa.table({"id": ["a", "b"], "idx": pa.array([1, 0], pa.int64())})
     with pytest.raises(ValueError, match="not 0"):
-        driver_maps.ids_by_index(table, "id", "idx")
+        ids_in_index_order(table, "id", "idx")
